@@ -1,0 +1,2 @@
+//! f2b library
+pub mod firewall;
