@@ -1,2 +1,4 @@
 //! f2b library
+pub mod filter;
 pub mod firewall;
+pub mod location;

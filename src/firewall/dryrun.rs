@@ -29,7 +29,8 @@ impl Firewall for DryRun {
     fn setup(&mut self, jails: &[JailRules]) -> Result<(), FirewallError> {
         self.jails = jails.iter().map(|j| (j.name.clone(), j.clone())).collect();
         let jails = &self.jails;
-        self.elements.retain(|(jail, _), _| jails.contains_key(jail));
+        self.elements
+            .retain(|(jail, _), _| jails.contains_key(jail));
         Ok(())
     }
 
@@ -55,15 +56,17 @@ impl Firewall for DryRun {
 
     fn list(&mut self) -> Result<Vec<Element>, FirewallError> {
         let now = Instant::now();
-        self.elements
-            .retain(|_, exp| exp.is_none_or(|e| e > now));
+        self.elements.retain(|_, exp| exp.is_none_or(|e| e > now));
         let mut out: Vec<Element> = self
             .elements
             .iter()
             .map(|((jail, net), exp)| Element {
                 jail: jail.clone(),
                 net: *net,
-                expires_in: exp.map(|e| e.saturating_duration_since(now).max(Duration::from_millis(1))),
+                expires_in: exp.map(|e| {
+                    e.saturating_duration_since(now)
+                        .max(Duration::from_millis(1))
+                }),
             })
             .collect();
         out.sort_by(|a, b| (&a.jail, a.net).cmp(&(&b.jail, b.net)));

@@ -14,8 +14,8 @@ use ipnet::IpNet;
 pub mod dryrun;
 pub mod nft;
 mod worker;
-pub use worker::FirewallHandle;
 pub use dryrun::DryRun;
+pub use worker::FirewallHandle;
 
 /// Name of the nftables table f2b owns (family `inet`). Nothing else is ever touched.
 pub const TABLE_NAME: &str = "f2b";

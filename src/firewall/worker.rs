@@ -65,7 +65,9 @@ impl FirewallHandle {
         make: impl FnOnce(oneshot::Sender<Result<T, FirewallError>>) -> Request,
     ) -> Result<T, FirewallError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).map_err(|_| FirewallError::WorkerGone)?;
+        self.tx
+            .send(make(tx))
+            .map_err(|_| FirewallError::WorkerGone)?;
         rx.await.map_err(|_| FirewallError::WorkerGone)?
     }
 
@@ -88,7 +90,9 @@ impl FirewallHandle {
     /// Blocking variants for the command-line tool (no runtime needed).
     pub fn list_blocking(&self) -> Result<Vec<Element>, FirewallError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Request::List(tx)).map_err(|_| FirewallError::WorkerGone)?;
+        self.tx
+            .send(Request::List(tx))
+            .map_err(|_| FirewallError::WorkerGone)?;
         rx.blocking_recv().map_err(|_| FirewallError::WorkerGone)?
     }
 }
