@@ -1,4 +1,5 @@
 //! f2b library
+pub mod config;
 pub mod filter;
 pub mod firewall;
 pub mod location;

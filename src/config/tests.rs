@@ -1,0 +1,137 @@
+use super::*;
+use std::io::Write;
+
+fn filter_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fs::File::create(d.path().join("testsvc.toml")).unwrap();
+    f.write_all(
+        br#"matches = ["_SYSTEMD_UNIT=testsvc.service"]
+default_mode = "normal"
+failregex = ['^auth failure from <HOST>$']
+[modes.normal]
+[modes.aggressive]
+failregex = ['^probe from <HOST>$']
+"#,
+    )
+    .unwrap();
+    d
+}
+
+fn opts(dir: &tempfile::TempDir) -> LoadOptions {
+    LoadOptions {
+        config: "unused".into(),
+        allow_missing: false,
+        filter_dirs: vec![dir.path().to_path_buf()],
+        no_system_filters: true,
+    }
+}
+
+fn err(text: &str) -> String {
+    let d = filter_dir();
+    load_str("f2b.toml", text, &opts(&d)).unwrap_err().to_string()
+}
+
+#[test]
+fn full_jail_validates() {
+    let d = filter_dir();
+    let s = load_str(
+        "f2b.toml",
+        r#"
+[defaults]
+bantime = "1h"
+ignoreip = ["10.0.0.0/8", "2001:db8::/32"]
+[jail.testsvc]
+enabled = true
+mode = "aggressive"
+maxretry = 3
+findtime = "1h30m"
+ports = [22, "8000-8100", "http"]
+extra_matches = ["SYSLOG_IDENTIFIER=testsvc"]
+ipv6_prefix = 64
+bantime_increment = true
+bantime_multipliers = [1, 2, 4]
+[jail.off]
+filter = "testsvc"
+"#,
+        &opts(&d),
+    )
+    .unwrap();
+    let j = s.jail("testsvc").unwrap();
+    assert!(j.enabled);
+    assert_eq!(j.maxretry, 3);
+    assert_eq!(j.findtime, Duration::from_secs(5400));
+    assert_eq!(j.bantime, BanTime::For(Duration::from_secs(3600)));
+    assert_eq!(j.ipv6_prefix, 64);
+    assert_eq!(j.rules.protocol, Protocol::Tcp);
+    assert_eq!(j.rules.ports.len(), 3);
+    assert_eq!(j.rules.ports[2], PortRange { first: 80, last: 80 });
+    assert!(j.ignore.contains("10.1.2.3".parse().unwrap()));
+    match &j.source {
+        JailSource::Journal { mode, matches, .. } => {
+            assert_eq!(mode.as_deref(), Some("aggressive"));
+            assert_eq!(matches.len(), 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(j.increment.as_ref().unwrap().multipliers, vec![1.0, 2.0, 4.0]);
+    assert!(!s.jail("off").unwrap().enabled);
+    assert_eq!(s.filters.len(), 1);
+}
+
+#[test]
+fn errors_name_file_line_and_key() {
+    let e = err("[jail.testsvc]\nenabled = true\nbogus = 1\n");
+    assert!(e.starts_with("f2b.toml:3:") && e.contains("bogus"), "{e}");
+    let e = err("[jail.testsvc]\nenabled = true\nfindtime = \"10 parsecs\"\n");
+    assert!(e.starts_with("f2b.toml:3:") && e.contains("findtime") && e.contains("parsecs"), "{e}");
+    let e = err("[jail.testsvc]\nenabled = true\n\nignoreip = [\"10.0.0.0/40\"]\n");
+    assert!(e.starts_with("f2b.toml:4:") && e.contains("ignoreip"), "{e}");
+    let e = err("[jail.x]\nenabled = true\nfilter = \"nosuch\"\n");
+    assert!(e.starts_with("f2b.toml:3:") && e.contains("unknown filter \"nosuch\""), "{e}");
+    let e = err("[jail.testsvc]\nmode = \"ddos\"\n");
+    assert!(e.starts_with("f2b.toml:2:") && e.contains("ddos"), "{e}");
+    let e = err("[jail.testsvc]\nmaxretry = 0\n");
+    assert!(e.starts_with("f2b.toml:2:") && e.contains("maxretry"), "{e}");
+    let e = err("[jail.testsvc]\nports = [70000]\n");
+    assert!(e.contains("ports"), "{e}");
+    let e = err("[jail.\"bad name!\"]\n");
+    assert!(e.contains("jail name"), "{e}");
+    let e = err("[defaults]\nbantime = \"x\"\n[jail.testsvc]\n");
+    assert!(e.starts_with("f2b.toml:2:") && e.contains("bantime"), "{e}");
+    let e = err("[jail.testsvc]\nmatches = [\"MESSAGE=hi\"]\n");
+    assert!(e.contains("matches"), "{e}");
+    let e = err("[jail.r]\nsource = \"bans\"\nwatch_jails = [\"nosuch\"]\n");
+    assert!(e.contains("nosuch"), "{e}");
+}
+
+#[test]
+fn dropins_merge_in_lexical_order() {
+    let fdir = filter_dir();
+    let cdir = tempfile::tempdir().unwrap();
+    let root = cdir.path().join("f2b.toml");
+    fs::write(&root, "[jail.testsvc]\nenabled = true\nmaxretry = 3\nbantime = \"1h\"\n").unwrap();
+    fs::create_dir(cdir.path().join("jail.d")).unwrap();
+    fs::write(cdir.path().join("jail.d/20-b.toml"), "[jail.testsvc]\nmaxretry = 7\n").unwrap();
+    fs::write(cdir.path().join("jail.d/10-a.toml"), "[jail.testsvc]\nmaxretry = 4\nbantime = -1\n").unwrap();
+    fs::write(cdir.path().join("jail.d/30-c.toml"), "[jail.testsvc]\nfindtime = 0\n").unwrap();
+    let mut o = opts(&fdir);
+    o.config = root;
+    let e = load(&o).unwrap_err().to_string();
+    assert!(e.contains("30-c.toml:2:") && e.contains("findtime"), "{e}");
+    fs::remove_file(cdir.path().join("jail.d/30-c.toml")).unwrap();
+    let s = load(&o).unwrap();
+    let j = s.jail("testsvc").unwrap();
+    assert_eq!(j.maxretry, 7);
+    assert_eq!(j.bantime, BanTime::Forever);
+    assert_eq!(s.files.len(), 3);
+}
+
+#[test]
+fn missing_root_config() {
+    let fdir = filter_dir();
+    let mut o = opts(&fdir);
+    o.config = "/nonexistent/f2b.toml".into();
+    assert!(load(&o).unwrap_err().to_string().contains("/nonexistent/f2b.toml"));
+    o.allow_missing = true;
+    assert!(load(&o).unwrap().jails.is_empty());
+}
