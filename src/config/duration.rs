@@ -18,15 +18,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut rest = t;
     while !rest.is_empty() {
         rest = rest.trim_start();
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("bad duration {text:?}: expected a number at {rest:?}"));
+            return Err(format!(
+                "bad duration {text:?}: expected a number at {rest:?}"
+            ));
         }
         let n: u64 = rest[..digits]
             .parse()
             .map_err(|_| format!("bad duration {text:?}: number too large"))?;
         rest = rest[digits..].trim_start();
-        let ulen = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let ulen = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
         let unit = &rest[..ulen];
         let mult = match unit {
             "s" | "sec" | "secs" | "second" | "seconds" => 1,
@@ -34,8 +40,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" | "hour" | "hours" => 3_600,
             "d" | "day" | "days" => 86_400,
             "w" | "week" | "weeks" => 604_800,
-            "" => return Err(format!("bad duration {text:?}: missing unit after {n} (s, m, h, d, w)")),
-            u => return Err(format!("bad duration {text:?}: unknown unit {u:?} (s, m, h, d, w)")),
+            "" => {
+                return Err(format!(
+                    "bad duration {text:?}: missing unit after {n} (s, m, h, d, w)"
+                ))
+            }
+            u => {
+                return Err(format!(
+                    "bad duration {text:?}: unknown unit {u:?} (s, m, h, d, w)"
+                ))
+            }
         };
         total = n
             .checked_mul(mult)
@@ -50,10 +64,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn format_duration(d: Duration) -> String {
     let mut s = d.as_secs();
     if s == 0 {
-        return if d.is_zero() { "0s".into() } else { format!("{}ms", d.as_millis()) };
+        return if d.is_zero() {
+            "0s".into()
+        } else {
+            format!("{}ms", d.as_millis())
+        };
     }
     let mut out = String::new();
-    for (unit, len) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+    for (unit, len) in [
+        ("w", 604_800),
+        ("d", 86_400),
+        ("h", 3_600),
+        ("m", 60),
+        ("s", 1),
+    ] {
         if s >= len {
             out.push_str(&format!("{}{unit}", s / len));
             s %= len;
@@ -97,8 +121,14 @@ mod tests {
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
-        assert_eq!(parse_duration("1w 2d").unwrap(), Duration::from_secs(9 * 86400));
-        assert_eq!(parse_duration("3 hours").unwrap(), Duration::from_secs(3 * 3600));
+        assert_eq!(
+            parse_duration("1w 2d").unwrap(),
+            Duration::from_secs(9 * 86400)
+        );
+        assert_eq!(
+            parse_duration("3 hours").unwrap(),
+            Duration::from_secs(3 * 3600)
+        );
         for bad in ["", "10x", "m", "1.5h", "-5m", "10m x"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

@@ -92,12 +92,19 @@ mod tests {
 
     #[test]
     fn parses_and_matches() {
-        let l = IgnoreList::parse(&["10.0.0.0/8".into(), "2001:db8::/32".into(), "192.0.2.7".into()]).unwrap();
+        let l = IgnoreList::parse(&[
+            "10.0.0.0/8".into(),
+            "2001:db8::/32".into(),
+            "192.0.2.7".into(),
+        ])
+        .unwrap();
         assert!(l.contains("10.9.8.7".parse().unwrap()));
         assert!(l.contains("2001:db8:ffff::1".parse().unwrap()));
         assert!(l.contains("192.0.2.7".parse().unwrap()));
         assert!(!l.contains("192.0.2.8".parse().unwrap()));
-        assert!(IgnoreList::parse(&["10.0.0.5/8".into()]).unwrap_err().contains("10.0.0.0/8"));
+        assert!(IgnoreList::parse(&["10.0.0.5/8".into()])
+            .unwrap_err()
+            .contains("10.0.0.0/8"));
         assert!(IgnoreList::parse(&["10.0.0.0/33".into()]).is_err());
         assert!(IgnoreList::parse(&["example.com".into()]).is_err());
     }

@@ -298,7 +298,10 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
     let mut daemon_file = 0;
     for (i, f) in files.iter().enumerate() {
         let raw: RawFile = toml::from_str(&f.text).map_err(|e| ConfigError::Invalid {
-            loc: Location::new(&f.path, e.span().map(|s| line_of(&f.text, s.start)).unwrap_or(0)),
+            loc: Location::new(
+                &f.path,
+                e.span().map(|s| line_of(&f.text, s.start)).unwrap_or(0),
+            ),
             msg: e.message().trim().to_string(),
         })?;
         if let Some(d) = raw.defaults {
@@ -384,7 +387,10 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
                 if !out.iter().any(|o| &o.name == w) || w == &j.name {
                     return Err(ConfigError::Invalid {
                         loc: j.loc.clone(),
-                        msg: format!("jail {}: watch_jails names {w:?}, which is not another jail", j.name),
+                        msg: format!(
+                            "jail {}: watch_jails names {w:?}, which is not another jail",
+                            j.name
+                        ),
                     });
                 }
             }
@@ -417,7 +423,11 @@ fn dur(raw: &RawDur, allow_forever: bool) -> Result<BanTime, String> {
         RawDur::Int(n) if *n >= 0 => Ok(BanTime::For(Duration::from_secs(*n as u64))),
         RawDur::Int(n) => Err(format!(
             "{n} is not a duration{}",
-            if allow_forever { " (use -1 or \"forever\" for permanent)" } else { "" }
+            if allow_forever {
+                " (use -1 or \"forever\" for permanent)"
+            } else {
+                ""
+            }
         )),
         RawDur::Str(s) if allow_forever && matches!(s.trim(), "forever" | "permanent" | "-1") => {
             Ok(BanTime::Forever)
@@ -466,7 +476,12 @@ impl Resolver<'_> {
                         "filter",
                         format!(
                             "unknown filter {fname:?} (known: {})",
-                            library.filters.keys().cloned().collect::<Vec<_>>().join(", ")
+                            library
+                                .filters
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     )
                 })?;
@@ -476,7 +491,9 @@ impl Resolver<'_> {
                             .map_err(|e| self.err(mloc, "mode", e))?
                             .unwrap_or_default(),
                     ),
-                    None => def.resolve_mode(None).map_err(|e| self.err(floc.clone(), "mode", e))?,
+                    None => def
+                        .resolve_mode(None)
+                        .map_err(|e| self.err(floc.clone(), "mode", e))?,
                 };
                 let mut matches = match get!(self, matches) {
                     Some((list, l)) => self.parse_matches(list, l, "matches")?,
@@ -501,10 +518,16 @@ impl Resolver<'_> {
                 }
             }
             Some(("bans", _)) => JailSource::Bans {
-                jails: get!(self, watch_jails).map(|(v, _)| v.clone()).unwrap_or_default(),
+                jails: get!(self, watch_jails)
+                    .map(|(v, _)| v.clone())
+                    .unwrap_or_default(),
             },
             Some((other, l)) => {
-                return Err(self.err(l, "source", format!("{other:?} is not \"journal\" or \"bans\"")))
+                return Err(self.err(
+                    l,
+                    "source",
+                    format!("{other:?} is not \"journal\" or \"bans\""),
+                ))
             }
         };
         let maxretry = match get!(self, maxretry) {
@@ -524,16 +547,18 @@ impl Resolver<'_> {
         let bantime = match get!(self, bantime) {
             Some((d, l)) => match dur(d, true).map_err(|e| self.err(l.clone(), "bantime", e))? {
                 BanTime::For(d) if d.is_zero() => {
-                    return Err(self.err(l, "bantime", "must be greater than 0 (or -1 for permanent)"))
+                    return Err(self.err(
+                        l,
+                        "bantime",
+                        "must be greater than 0 (or -1 for permanent)",
+                    ))
                 }
                 b => b,
             },
             None => BanTime::For(Duration::from_secs(600)),
         };
         let ignore = match get!(self, ignoreip) {
-            Some((list, l)) => {
-                IgnoreList::parse(list).map_err(|e| self.err(l, "ignoreip", e))?
-            }
+            Some((list, l)) => IgnoreList::parse(list).map_err(|e| self.err(l, "ignoreip", e))?,
             None => IgnoreList::parse(&["127.0.0.0/8".to_string(), "::1".to_string()])
                 .expect("built-in ignore list"),
         };
@@ -552,13 +577,21 @@ impl Resolver<'_> {
                 "udp" => Protocol::Udp,
                 "tcp+udp" | "tcpudp" | "both" => Protocol::TcpUdp,
                 "all" => Protocol::All,
-                o => return Err(self.err(l, "protocol", format!("{o:?} is not tcp, udp, tcp+udp or all"))),
+                o => {
+                    return Err(self.err(
+                        l,
+                        "protocol",
+                        format!("{o:?} is not tcp, udp, tcp+udp or all"),
+                    ))
+                }
             },
             None if ports.is_empty() => Protocol::All,
             None => Protocol::Tcp,
         };
         if protocol == Protocol::All && !ports.is_empty() {
-            let l = get!(self, protocol).map(|(_, l)| l).unwrap_or(self.decl.clone());
+            let l = get!(self, protocol)
+                .map(|(_, l)| l)
+                .unwrap_or(self.decl.clone());
             return Err(self.err(l, "protocol", "\"all\" cannot be combined with ports"));
         }
         let verdict = match get!(self, action) {
@@ -569,19 +602,23 @@ impl Resolver<'_> {
             },
             None => Verdict::Drop,
         };
-        let prefix = |key: &str, v: Option<(&i64, Location)>, max: i64| -> Result<u8, ConfigError> {
-            match v {
-                Some((n, l)) if (8..=max).contains(n) => {
-                    let _ = l;
-                    Ok(*n as u8)
+        let prefix =
+            |key: &str, v: Option<(&i64, Location)>, max: i64| -> Result<u8, ConfigError> {
+                match v {
+                    Some((n, l)) if (8..=max).contains(n) => {
+                        let _ = l;
+                        Ok(*n as u8)
+                    }
+                    Some((n, l)) => Err(self.err(l, key, format!("{n} is not in 8..={max}"))),
+                    None => Ok(max as u8),
                 }
-                Some((n, l)) => Err(self.err(l, key, format!("{n} is not in 8..={max}"))),
-                None => Ok(max as u8),
-            }
-        };
+            };
         let ipv4_prefix = prefix("ipv4_prefix", get!(self, ipv4_prefix), 32)?;
         let ipv6_prefix = prefix("ipv6_prefix", get!(self, ipv6_prefix), 128)?;
-        let increment = if get!(self, bantime_increment).map(|(v, _)| *v).unwrap_or(false) {
+        let increment = if get!(self, bantime_increment)
+            .map(|(v, _)| *v)
+            .unwrap_or(false)
+        {
             let factor = match get!(self, bantime_factor) {
                 Some((f, l)) if !(f.is_finite() && *f > 0.0) => {
                     return Err(self.err(l, "bantime_factor", "must be a positive number"))
@@ -591,7 +628,11 @@ impl Resolver<'_> {
             };
             let multipliers = match get!(self, bantime_multipliers) {
                 Some((m, l)) if m.iter().any(|x| !(x.is_finite() && *x > 0.0)) => {
-                    return Err(self.err(l, "bantime_multipliers", "every multiplier must be a positive number"))
+                    return Err(self.err(
+                        l,
+                        "bantime_multipliers",
+                        "every multiplier must be a positive number",
+                    ))
                 }
                 Some((m, _)) => m.clone(),
                 None => Vec::new(),
@@ -614,8 +655,12 @@ impl Resolver<'_> {
                 multipliers,
                 maxtime,
                 rndtime,
-                overall_jails: get!(self, bantime_overalljails).map(|(v, _)| *v).unwrap_or(false),
-                fast_rebans: get!(self, bantime_fastrebans).map(|(v, _)| *v).unwrap_or(true),
+                overall_jails: get!(self, bantime_overalljails)
+                    .map(|(v, _)| *v)
+                    .unwrap_or(false),
+                fast_rebans: get!(self, bantime_fastrebans)
+                    .map(|(v, _)| *v)
+                    .unwrap_or(true),
             })
         } else {
             None
@@ -642,7 +687,12 @@ impl Resolver<'_> {
         })
     }
 
-    fn parse_matches(&self, list: &[String], l: Location, key: &str) -> Result<Vec<JournalMatch>, ConfigError> {
+    fn parse_matches(
+        &self,
+        list: &[String],
+        l: Location,
+        key: &str,
+    ) -> Result<Vec<JournalMatch>, ConfigError> {
         list.iter()
             .map(|m| JournalMatch::parse(m).map_err(|e| self.err(l.clone(), key, e)))
             .collect()
@@ -685,8 +735,12 @@ fn service_port(name: &str) -> Option<u16> {
         for line in text.lines() {
             let line = line.split('#').next().unwrap_or("");
             let mut parts = line.split_whitespace();
-            let (Some(svc), Some(pp)) = (parts.next(), parts.next()) else { continue };
-            let Some((port, proto)) = pp.split_once('/') else { continue };
+            let (Some(svc), Some(pp)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let Some((port, proto)) = pp.split_once('/') else {
+                continue;
+            };
             if proto == "tcp" && (svc == name || parts.any(|a| a == name)) {
                 return port.parse().ok();
             }

@@ -28,7 +28,9 @@ fn opts(dir: &tempfile::TempDir) -> LoadOptions {
 
 fn err(text: &str) -> String {
     let d = filter_dir();
-    load_str("f2b.toml", text, &opts(&d)).unwrap_err().to_string()
+    load_str("f2b.toml", text, &opts(&d))
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -64,7 +66,13 @@ filter = "testsvc"
     assert_eq!(j.ipv6_prefix, 64);
     assert_eq!(j.rules.protocol, Protocol::Tcp);
     assert_eq!(j.rules.ports.len(), 3);
-    assert_eq!(j.rules.ports[2], PortRange { first: 80, last: 80 });
+    assert_eq!(
+        j.rules.ports[2],
+        PortRange {
+            first: 80,
+            last: 80
+        }
+    );
     assert!(j.ignore.contains("10.1.2.3".parse().unwrap()));
     match &j.source {
         JailSource::Journal { mode, matches, .. } => {
@@ -73,7 +81,10 @@ filter = "testsvc"
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(j.increment.as_ref().unwrap().multipliers, vec![1.0, 2.0, 4.0]);
+    assert_eq!(
+        j.increment.as_ref().unwrap().multipliers,
+        vec![1.0, 2.0, 4.0]
+    );
     assert!(!s.jail("off").unwrap().enabled);
     assert_eq!(s.filters.len(), 1);
 }
@@ -83,15 +94,27 @@ fn errors_name_file_line_and_key() {
     let e = err("[jail.testsvc]\nenabled = true\nbogus = 1\n");
     assert!(e.starts_with("f2b.toml:3:") && e.contains("bogus"), "{e}");
     let e = err("[jail.testsvc]\nenabled = true\nfindtime = \"10 parsecs\"\n");
-    assert!(e.starts_with("f2b.toml:3:") && e.contains("findtime") && e.contains("parsecs"), "{e}");
+    assert!(
+        e.starts_with("f2b.toml:3:") && e.contains("findtime") && e.contains("parsecs"),
+        "{e}"
+    );
     let e = err("[jail.testsvc]\nenabled = true\n\nignoreip = [\"10.0.0.0/40\"]\n");
-    assert!(e.starts_with("f2b.toml:4:") && e.contains("ignoreip"), "{e}");
+    assert!(
+        e.starts_with("f2b.toml:4:") && e.contains("ignoreip"),
+        "{e}"
+    );
     let e = err("[jail.x]\nenabled = true\nfilter = \"nosuch\"\n");
-    assert!(e.starts_with("f2b.toml:3:") && e.contains("unknown filter \"nosuch\""), "{e}");
+    assert!(
+        e.starts_with("f2b.toml:3:") && e.contains("unknown filter \"nosuch\""),
+        "{e}"
+    );
     let e = err("[jail.testsvc]\nmode = \"ddos\"\n");
     assert!(e.starts_with("f2b.toml:2:") && e.contains("ddos"), "{e}");
     let e = err("[jail.testsvc]\nmaxretry = 0\n");
-    assert!(e.starts_with("f2b.toml:2:") && e.contains("maxretry"), "{e}");
+    assert!(
+        e.starts_with("f2b.toml:2:") && e.contains("maxretry"),
+        "{e}"
+    );
     let e = err("[jail.testsvc]\nports = [70000]\n");
     assert!(e.contains("ports"), "{e}");
     let e = err("[jail.\"bad name!\"]\n");
@@ -109,11 +132,27 @@ fn dropins_merge_in_lexical_order() {
     let fdir = filter_dir();
     let cdir = tempfile::tempdir().unwrap();
     let root = cdir.path().join("f2b.toml");
-    fs::write(&root, "[jail.testsvc]\nenabled = true\nmaxretry = 3\nbantime = \"1h\"\n").unwrap();
+    fs::write(
+        &root,
+        "[jail.testsvc]\nenabled = true\nmaxretry = 3\nbantime = \"1h\"\n",
+    )
+    .unwrap();
     fs::create_dir(cdir.path().join("jail.d")).unwrap();
-    fs::write(cdir.path().join("jail.d/20-b.toml"), "[jail.testsvc]\nmaxretry = 7\n").unwrap();
-    fs::write(cdir.path().join("jail.d/10-a.toml"), "[jail.testsvc]\nmaxretry = 4\nbantime = -1\n").unwrap();
-    fs::write(cdir.path().join("jail.d/30-c.toml"), "[jail.testsvc]\nfindtime = 0\n").unwrap();
+    fs::write(
+        cdir.path().join("jail.d/20-b.toml"),
+        "[jail.testsvc]\nmaxretry = 7\n",
+    )
+    .unwrap();
+    fs::write(
+        cdir.path().join("jail.d/10-a.toml"),
+        "[jail.testsvc]\nmaxretry = 4\nbantime = -1\n",
+    )
+    .unwrap();
+    fs::write(
+        cdir.path().join("jail.d/30-c.toml"),
+        "[jail.testsvc]\nfindtime = 0\n",
+    )
+    .unwrap();
     let mut o = opts(&fdir);
     o.config = root;
     let e = load(&o).unwrap_err().to_string();
@@ -131,7 +170,10 @@ fn missing_root_config() {
     let fdir = filter_dir();
     let mut o = opts(&fdir);
     o.config = "/nonexistent/f2b.toml".into();
-    assert!(load(&o).unwrap_err().to_string().contains("/nonexistent/f2b.toml"));
+    assert!(load(&o)
+        .unwrap_err()
+        .to_string()
+        .contains("/nonexistent/f2b.toml"));
     o.allow_missing = true;
     assert!(load(&o).unwrap().jails.is_empty());
 }

@@ -601,6 +601,16 @@ impl PidCache {
 }
 
 impl CompiledFilter {
+    /// Whether any pattern needs the entry's `_PID` (per-session correlation).
+    pub fn uses_pid(&self) -> bool {
+        !self.pid.regexes.is_empty()
+            || self
+                .fail
+                .regexes
+                .iter()
+                .any(|r| !r.capture_names().flatten().any(|n| n == "host"))
+    }
+
     /// Number of failregexes in this mode.
     pub fn fail_count(&self) -> usize {
         self.fail.regexes.len()

@@ -1,0 +1,386 @@
+//! Jails: failures per address within `findtime`, ban decisions, incremental ban times.
+//!
+//! Pure logic with the clock passed in. The clock is the journal timestamp of the entry
+//! (microseconds since the epoch), so replaying an old journal gives exactly the decisions a
+//! live run made. Nothing here does I/O.
+
+mod history;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+pub use history::History;
+
+use crate::config::{BanTime, IgnoreList, JailConfig};
+
+/// Matched lines kept per address for the ban report.
+const MAX_LINES: usize = 10;
+
+/// Microseconds in a `Duration`, saturating.
+pub fn usecs(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A decision to ban, sent to the firewall and store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BanDecision {
+    pub jail: String,
+    /// What is banned: the address as /32 or /128, or its aggregated prefix.
+    pub net: IpNet,
+    /// Event time of the failure that triggered it (journal time, µs).
+    pub start_us: u64,
+    pub bantime: BanTime,
+    /// `None` = permanent.
+    pub end_us: Option<u64>,
+    /// Failures counted in the window.
+    pub failures: u32,
+    /// The latest matched lines (at most ten).
+    pub lines: Vec<String>,
+    /// This is the n-th ban of the address (1 = first), as counted for increments.
+    pub count: u32,
+}
+
+/// An active ban as the jail knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveBan {
+    pub start_us: u64,
+    pub end_us: Option<u64>,
+    pub count: u32,
+    pub failures: u32,
+}
+
+impl ActiveBan {
+    pub fn active_at(&self, t: u64) -> bool {
+        self.end_us.is_none_or(|e| e > t)
+    }
+}
+
+/// What became of one failure.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Counted; `failures` now in the window.
+    Counted { failures: u32, needed: u32 },
+    /// The address is in `ignoreip` (or is this host's own).
+    Ignored,
+    /// The address is already banned in this jail.
+    AlreadyBanned,
+    /// The address reached the threshold.
+    Ban(BanDecision),
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    times: VecDeque<u64>,
+    lines: VecDeque<String>,
+}
+
+/// Counters for status and metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    pub total_failed: u64,
+    pub total_banned: u64,
+    pub ignored: u64,
+}
+
+/// One jail's state.
+#[derive(Debug)]
+pub struct Jail {
+    pub cfg: JailConfig,
+    windows: HashMap<IpNet, Window>,
+    bans: HashMap<IpNet, ActiveBan>,
+    pub counters: Counters,
+    /// Addresses never banned besides `cfg.ignore` (this host's, when ignoreself).
+    self_ignore: IgnoreList,
+    prune_at: usize,
+    rng: u64,
+}
+
+impl Jail {
+    pub fn new(cfg: JailConfig, self_addrs: &[IpNet]) -> Jail {
+        let mut self_ignore = IgnoreList::default();
+        if cfg.ignoreself {
+            self_ignore.extend(self_addrs.iter().copied());
+        }
+        let rng = 0x9E37_79B9_7F4A_7C15
+            ^ cfg
+                .name
+                .bytes()
+                .fold(0u64, |h, b| h.rotate_left(5) ^ b as u64);
+        Jail {
+            cfg,
+            windows: HashMap::new(),
+            bans: HashMap::new(),
+            counters: Counters::default(),
+            self_ignore,
+            prune_at: 1024,
+            rng,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// Replace the configuration (reload) keeping windows, bans and counters.
+    pub fn reconfigure(&mut self, cfg: JailConfig, self_addrs: &[IpNet]) {
+        let counters = self.counters;
+        let windows = std::mem::take(&mut self.windows);
+        let bans = std::mem::take(&mut self.bans);
+        *self = Jail::new(cfg, self_addrs);
+        self.counters = counters;
+        self.windows = windows;
+        self.bans = bans;
+    }
+
+    /// The unit an address is counted and banned as (its aggregation prefix).
+    pub fn key(&self, addr: IpAddr) -> IpNet {
+        let len = match addr {
+            IpAddr::V4(_) => self.cfg.ipv4_prefix,
+            IpAddr::V6(_) => self.cfg.ipv6_prefix,
+        };
+        IpNet::new(addr, len)
+            .expect("prefix validated by config")
+            .trunc()
+    }
+
+    pub fn is_ignored(&self, addr: IpAddr) -> bool {
+        self.cfg.ignore.contains(addr) || self.self_ignore.contains(addr)
+    }
+
+    /// Count one failure of `addr` at journal time `t` (µs).
+    pub fn failure(&mut self, addr: IpAddr, t: u64, line: &str, history: &History) -> Verdict {
+        if self.is_ignored(addr) {
+            self.counters.ignored += 1;
+            return Verdict::Ignored;
+        }
+        let key = self.key(addr);
+        if let Some(b) = self.bans.get(&key) {
+            if b.active_at(t) {
+                return Verdict::AlreadyBanned;
+            }
+        }
+        self.counters.total_failed += 1;
+        let findtime = usecs(self.cfg.findtime);
+        let w = self.windows.entry(key).or_default();
+        // A failure counts while it is less than findtime older than the newest one.
+        while w
+            .times
+            .front()
+            .is_some_and(|&old| t.saturating_sub(old) >= findtime)
+        {
+            w.times.pop_front();
+        }
+        w.times.push_back(t);
+        if w.lines.len() == MAX_LINES {
+            w.lines.pop_front();
+        }
+        w.lines.push_back(line.to_string());
+        let failures = w.times.len() as u32;
+        let prior = self.prior_bans(key, t, history);
+        let needed = self.needed(prior);
+        if failures < needed {
+            if self.windows.len() >= self.prune_at {
+                self.prune(t);
+            }
+            return Verdict::Counted { failures, needed };
+        }
+        let w = self.windows.remove(&key).unwrap_or_default();
+        Verdict::Ban(self.decide(key, t, failures, w.lines.into_iter().collect(), prior))
+    }
+
+    fn prior_bans(&self, key: IpNet, t: u64, history: &History) -> u32 {
+        match &self.cfg.increment {
+            Some(inc) => {
+                let jail = if inc.overall_jails {
+                    None
+                } else {
+                    Some(self.cfg.name.as_str())
+                };
+                history.count(key, jail, t)
+            }
+            None => 0,
+        }
+    }
+
+    /// Failures needed to ban an address with `prior` earlier bans.
+    pub fn needed(&self, prior: u32) -> u32 {
+        match &self.cfg.increment {
+            Some(inc) if inc.fast_rebans && prior > 0 => {
+                (self.cfg.maxretry >> prior.min(31)).max(1)
+            }
+            _ => self.cfg.maxretry,
+        }
+    }
+
+    /// Ban duration for the (prior+1)-th ban.
+    pub fn bantime_for(&mut self, prior: u32) -> BanTime {
+        let BanTime::For(base) = self.cfg.bantime else {
+            return BanTime::Forever;
+        };
+        let Some(inc) = &self.cfg.increment else {
+            return BanTime::For(base);
+        };
+        let mult = if inc.multipliers.is_empty() {
+            inc.factor * f64::from(1u32 << prior.min(20))
+        } else {
+            inc.multipliers[(prior as usize).min(inc.multipliers.len() - 1)]
+        };
+        let mut secs = base.as_secs_f64() * mult;
+        if let Some(max) = inc.maxtime {
+            secs = secs.min(max.as_secs_f64());
+        }
+        let mut d = Duration::from_secs_f64(secs.clamp(1.0, 1e12));
+        if !inc.rndtime.is_zero() {
+            // xorshift: jitter needs no cryptographic quality.
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            d += Duration::from_micros(self.rng % usecs(inc.rndtime).max(1));
+        }
+        BanTime::For(d)
+    }
+
+    fn decide(
+        &mut self,
+        key: IpNet,
+        t: u64,
+        failures: u32,
+        lines: Vec<String>,
+        prior: u32,
+    ) -> BanDecision {
+        let bantime = self.bantime_for(prior);
+        let end_us = bantime.as_duration().map(|d| t.saturating_add(usecs(d)));
+        let count = prior + 1;
+        self.bans.insert(
+            key,
+            ActiveBan {
+                start_us: t,
+                end_us,
+                count,
+                failures,
+            },
+        );
+        self.counters.total_banned += 1;
+        BanDecision {
+            jail: self.cfg.name.clone(),
+            net: key,
+            start_us: t,
+            bantime,
+            end_us,
+            failures,
+            lines,
+            count,
+        }
+    }
+
+    /// A ban ordered by hand (D-Bus, CLI): recorded like a decision. `None` duration = the
+    /// jail's (incremented) bantime.
+    pub fn manual_ban(
+        &mut self,
+        net: IpNet,
+        t: u64,
+        duration: Option<BanTime>,
+        history: &History,
+    ) -> BanDecision {
+        let prior = self.prior_bans(net, t, history);
+        self.windows.remove(&net);
+        let mut d = self.decide(net, t, 0, Vec::new(), prior);
+        if let Some(bt) = duration {
+            d.bantime = bt;
+            d.end_us = bt.as_duration().map(|x| t.saturating_add(usecs(x)));
+            if let Some(b) = self.bans.get_mut(&net) {
+                b.end_us = d.end_us;
+            }
+        }
+        d
+    }
+
+    /// Restore a ban known from the store (start of day). Keeps the longer of two.
+    pub fn restore_ban(&mut self, net: IpNet, ban: ActiveBan) {
+        let keep = match self.bans.get(&net) {
+            Some(old) => match (old.end_us, ban.end_us) {
+                (None, _) => false,
+                (_, None) => true,
+                (Some(a), Some(b)) => b > a,
+            },
+            None => true,
+        };
+        if keep {
+            self.bans.insert(net, ban);
+        }
+    }
+
+    /// Forget a ban (unban). Returns it if it was there.
+    pub fn unban(&mut self, net: &IpNet) -> Option<ActiveBan> {
+        self.bans.remove(net)
+    }
+
+    /// Remove and return bans whose end is at or before `t`.
+    pub fn expire(&mut self, t: u64) -> Vec<(IpNet, ActiveBan)> {
+        let mut out = Vec::new();
+        self.bans.retain(|net, b| {
+            if b.active_at(t) {
+                true
+            } else {
+                out.push((*net, *b));
+                false
+            }
+        });
+        out
+    }
+
+    /// The earliest end of an active ban.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.bans.values().filter_map(|b| b.end_us).min()
+    }
+
+    /// Drop windows whose newest failure is findtime old: bounds memory to active attackers.
+    pub fn prune(&mut self, t: u64) {
+        let findtime = usecs(self.cfg.findtime);
+        self.windows.retain(|_, w| {
+            w.times
+                .back()
+                .is_some_and(|&last| t.saturating_sub(last) < findtime)
+        });
+        self.prune_at = (self.windows.len() * 2).max(1024);
+    }
+
+    pub fn bans(&self) -> impl Iterator<Item = (&IpNet, &ActiveBan)> {
+        self.bans.iter()
+    }
+
+    pub fn ban_of(&self, net: &IpNet) -> Option<&ActiveBan> {
+        self.bans.get(net)
+    }
+
+    pub fn banned_count(&self) -> usize {
+        self.bans.len()
+    }
+
+    /// Addresses with failures in their window.
+    pub fn failing_count(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// Open windows, for persistence: (key, failure times, last lines).
+    pub fn windows(&self) -> impl Iterator<Item = (&IpNet, &VecDeque<u64>)> {
+        self.windows.iter().map(|(k, w)| (k, &w.times))
+    }
+
+    /// Restore an open window (start of day).
+    pub fn restore_window(&mut self, net: IpNet, times: Vec<u64>) {
+        let w = self.windows.entry(net).or_default();
+        w.times = times.into_iter().collect();
+    }
+
+    /// The failure times currently counted for `net`.
+    pub fn window_of(&self, net: &IpNet) -> Option<&VecDeque<u64>> {
+        self.windows.get(net).map(|w| &w.times)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,543 @@
+//! The reader thread (see the module docs of [`crate::source`]).
+
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::thread::{self, JoinHandle};
+
+use systemd::journal::{Journal, OpenDirectoryOptions, OpenFilesOptions, OpenOptions};
+use tokio::sync::mpsc;
+
+use super::{
+    cursor_realtime, Batch, Hit, JournalSpec, Route, RouteStats, SourceConfig, SourceError,
+    SourceEvent, StartAt,
+};
+use crate::filter::{Outcome, PidCache, MATCH_FIELDS};
+
+enum Control {
+    Routes(Arc<Vec<Route>>, u64),
+    Stop,
+}
+
+/// Handle to the reader thread. Dropping it stops the thread and waits for it.
+pub struct ReaderHandle {
+    ctl: std_mpsc::Sender<Control>,
+    wake: OwnedFd,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ReaderHandle {
+    /// Replace the routes (reload). Matches are re-installed and reading resumes right after
+    /// the last entry read, so nothing is skipped or read twice. Hits of the new routes carry
+    /// `generation`.
+    pub fn set_routes(&self, routes: Vec<Route>, generation: u64) {
+        let _ = self.ctl.send(Control::Routes(Arc::new(routes), generation));
+        self.poke();
+    }
+
+    fn poke(&self) {
+        let b = [1u8];
+        // SAFETY: writing one byte from a valid buffer to our own pipe.
+        unsafe { libc::write(self.wake.as_raw_fd(), b.as_ptr().cast(), 1) };
+    }
+
+    /// Stop the thread and wait for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.ctl.send(Control::Stop);
+        self.poke();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ReaderHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Open the journal on a new thread and start reading. Open errors are returned here.
+pub fn spawn(
+    cfg: SourceConfig,
+    routes: Vec<Route>,
+    tx: mpsc::Sender<SourceEvent>,
+) -> Result<ReaderHandle, SourceError> {
+    let (ctl_tx, ctl_rx) = std_mpsc::channel();
+    let (wake_rx, wake_tx) = pipe()?;
+    let (ready_tx, ready_rx) = std_mpsc::channel();
+    let thread = thread::Builder::new()
+        .name("f2b-journal".into())
+        .spawn(move || {
+            let mut r = match Reader::open(&cfg, Arc::new(routes), 0, tx) {
+                Ok(r) => {
+                    let _ = ready_tx.send(Ok(()));
+                    r
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            if let Err(e) = r.run(&cfg, ctl_rx, wake_rx) {
+                let _ = r.tx.blocking_send(SourceEvent::Failed(e.to_string()));
+            }
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(ReaderHandle {
+            ctl: ctl_tx,
+            wake: wake_tx,
+            thread: Some(thread),
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(SourceError::Journal(io::Error::other("reader thread died"))),
+    }
+}
+
+/// Routes compiled for fast per-entry dispatch.
+struct Router {
+    routes: Arc<Vec<Route>>,
+    generation: u64,
+    /// When every route has the same matches, the journal-level match already routes.
+    all: Option<Vec<usize>>,
+    /// Per routing field: value → routes.
+    fields: Vec<(&'static CStr, HashMap<Vec<u8>, Vec<usize>>)>,
+    needs_pid: bool,
+    pids: Vec<PidCache>,
+    stats: Vec<RouteStats>,
+}
+
+const FIELD_CSTRS: &[&CStr] = &[
+    c"_SYSTEMD_UNIT",
+    c"SYSLOG_IDENTIFIER",
+    c"_COMM",
+    c"_SYSTEMD_USER_UNIT",
+    c"CONTAINER_NAME",
+];
+
+impl Router {
+    fn new(routes: Arc<Vec<Route>>, generation: u64) -> Router {
+        debug_assert_eq!(FIELD_CSTRS.len(), MATCH_FIELDS.len());
+        let first = routes.first().map(|r| {
+            let mut m = r.matches.clone();
+            m.sort();
+            m
+        });
+        let same = routes.iter().all(|r| {
+            let mut m = r.matches.clone();
+            m.sort();
+            Some(m) == first
+        });
+        let mut fields: Vec<(&'static CStr, HashMap<Vec<u8>, Vec<usize>>)> = Vec::new();
+        if !same {
+            for (fi, name) in MATCH_FIELDS.iter().enumerate() {
+                let mut map: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+                for (ri, r) in routes.iter().enumerate() {
+                    for m in r.matches.iter().filter(|m| m.field == *name) {
+                        let v = map.entry(m.value.as_bytes().to_vec()).or_default();
+                        if !v.contains(&ri) {
+                            v.push(ri);
+                        }
+                    }
+                }
+                if !map.is_empty() {
+                    fields.push((FIELD_CSTRS[fi], map));
+                }
+            }
+        }
+        let n = routes.len();
+        Router {
+            all: same.then(|| (0..n).collect()),
+            fields,
+            needs_pid: routes.iter().any(|r| r.filter.uses_pid()),
+            pids: (0..n).map(|_| PidCache::default()).collect(),
+            stats: routes
+                .iter()
+                .map(|r| RouteStats {
+                    per_regex: vec![0; r.filter.fail_count()],
+                    ..Default::default()
+                })
+                .collect(),
+            routes,
+            generation,
+        }
+    }
+
+    fn take_stats(&mut self) -> Vec<RouteStats> {
+        let fresh: Vec<RouteStats> = self
+            .routes
+            .iter()
+            .map(|r| RouteStats {
+                per_regex: vec![0; r.filter.fail_count()],
+                ..Default::default()
+            })
+            .collect();
+        std::mem::replace(&mut self.stats, fresh)
+    }
+}
+
+struct Reader {
+    j: Journal,
+    router: Router,
+    tx: mpsc::Sender<SourceEvent>,
+    last_cursor: Option<String>,
+    follow_fd: Option<i32>,
+}
+
+fn open_journal(spec: &JournalSpec) -> Result<Journal, SourceError> {
+    let res = match spec {
+        JournalSpec::System => OpenOptions::default().system(true).local_only(true).open(),
+        JournalSpec::Directory(d) => {
+            OpenDirectoryOptions::default().open_directory(d.as_os_str().as_encoded_bytes())
+        }
+        JournalSpec::Files(f) => OpenFilesOptions::default()
+            .open_files(f.iter().map(|p| p.as_os_str().as_encoded_bytes())),
+    };
+    res.map_err(|e| SourceError::Open {
+        what: match spec {
+            JournalSpec::System => "system journal".into(),
+            JournalSpec::Directory(d) => format!("directory {}", d.display()),
+            JournalSpec::Files(f) => format!(
+                "files {}",
+                f.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+        source: io::Error::from(e),
+    })
+}
+
+fn install_matches(j: &mut Journal, routes: &[Route]) -> io::Result<()> {
+    j.match_flush()?;
+    let mut terms: Vec<String> = routes
+        .iter()
+        .flat_map(|r| r.matches.iter().map(|m| m.to_string()))
+        .collect();
+    terms.sort();
+    terms.dedup();
+    for (i, t) in terms.iter().enumerate() {
+        let (k, v) = t.split_once('=').expect("validated FIELD=value");
+        if i > 0 {
+            j.match_or()?;
+        }
+        j.match_add(k, v.as_bytes().to_vec())?;
+    }
+    Ok(())
+}
+
+impl Reader {
+    fn open(
+        cfg: &SourceConfig,
+        routes: Arc<Vec<Route>>,
+        generation: u64,
+        tx: mpsc::Sender<SourceEvent>,
+    ) -> Result<Reader, SourceError> {
+        let mut j = open_journal(&cfg.spec)?;
+        // Ask for the inotify fd right away so that no change between open and wait is lost.
+        let follow_fd = if cfg.follow {
+            Some(j.fd().map_err(io::Error::from)?)
+        } else {
+            None
+        };
+        install_matches(&mut j, &routes)?;
+        let mut r = Reader {
+            j,
+            router: Router::new(routes, generation),
+            tx,
+            last_cursor: None,
+            follow_fd,
+        };
+        r.position(&cfg.start)?;
+        Ok(r)
+    }
+
+    fn warn(&self, msg: String) {
+        let _ = self.tx.blocking_send(SourceEvent::Warning(msg));
+    }
+
+    /// Seek so that the next `next()` returns the first entry to process.
+    fn position(&mut self, start: &StartAt) -> io::Result<()> {
+        match start {
+            StartAt::Head => Ok(self.j.seek_head()?),
+            StartAt::Tail => {
+                self.j.seek_tail()?;
+                // Step onto the last entry present now; `next()` then moves past it.
+                self.j.previous()?;
+                self.last_cursor = self.j.cursor().ok();
+                Ok(())
+            }
+            StartAt::Since(t) => Ok(self.j.seek_realtime_usec(*t)?),
+            StartAt::Cursor(c) => self.seek_after_cursor(c),
+        }
+    }
+
+    fn seek_after_cursor(&mut self, c: &str) -> io::Result<()> {
+        let valid = self.j.seek_cursor(c.as_bytes().to_vec()).is_ok();
+        if valid && self.j.next()? > 0 && self.j.test_cursor(c.as_bytes().to_vec()).unwrap_or(false)
+        {
+            // On the saved entry: the following next() resumes right after it.
+            self.last_cursor = Some(c.to_string());
+            return Ok(());
+        }
+        // The entry is gone (vacuumed) or the cursor is not from this journal: resume at the
+        // first entry after its timestamp and say how much was skipped.
+        let Some(t) = cursor_realtime(c) else {
+            self.warn(format!(
+                "saved journal cursor {c:?} is not valid here; starting at the end of the journal"
+            ));
+            return self.position(&StartAt::Tail);
+        };
+        self.j.seek_realtime_usec(t + 1)?;
+        let first = if self.j.next()? > 0 {
+            let ts = self.j.timestamp_usec().ok();
+            self.j.previous()?;
+            ts
+        } else {
+            None
+        };
+        match first {
+            Some(ts) => self.warn(format!(
+                "saved journal position is no longer in the journal (vacuumed?); resuming at the \
+                 first entry after it: {:.1} s of journal time skipped",
+                ts.saturating_sub(t) as f64 / 1e6
+            )),
+            None => self.warn(
+                "saved journal position is no longer in the journal (vacuumed?) and nothing \
+                 newer is there; waiting for new entries"
+                    .to_string(),
+            ),
+        }
+        // Position so that next() yields the first entry with realtime > t.
+        Ok(self.j.seek_realtime_usec(t + 1)?)
+    }
+
+    fn set_routes(&mut self, routes: Arc<Vec<Route>>, generation: u64) -> io::Result<()> {
+        let here = self.j.cursor().ok().or_else(|| self.last_cursor.clone());
+        install_matches(&mut self.j, &routes)?;
+        self.router = Router::new(routes, generation);
+        match here {
+            Some(c) => {
+                self.j.seek_cursor(c.as_bytes().to_vec())?;
+                // Land on the entry already read; next() goes on after it.
+                if self.j.next()? > 0 && !self.j.test_cursor(c.as_bytes().to_vec()).unwrap_or(false)
+                {
+                    self.j.previous()?;
+                }
+            }
+            None => self.position(&StartAt::Tail)?,
+        }
+        Ok(())
+    }
+
+    fn run(
+        &mut self,
+        cfg: &SourceConfig,
+        ctl: std_mpsc::Receiver<Control>,
+        wake: OwnedFd,
+    ) -> io::Result<()> {
+        let mut caught_up = false;
+        let batch_max = cfg.batch.max(1);
+        loop {
+            while let Ok(c) = ctl.try_recv() {
+                match c {
+                    Control::Stop => return Ok(()),
+                    Control::Routes(r, g) => self.set_routes(r, g)?,
+                }
+            }
+            let mut batch = Batch {
+                generation: self.router.generation,
+                ..Default::default()
+            };
+            let mut at_end = false;
+            while batch.entries < batch_max as u64 {
+                match self.j.next() {
+                    Ok(0) => {
+                        at_end = true;
+                        break;
+                    }
+                    Ok(_) => {
+                        batch.entries += 1;
+                        if let Err(e) = self.entry(&mut batch) {
+                            self.warn(format!("skipping an unreadable journal entry: {e}"));
+                        }
+                    }
+                    Err(e) => {
+                        self.warn(format!("journal read error (will wait for changes): {e}"));
+                        at_end = true;
+                        break;
+                    }
+                }
+            }
+            if batch.entries > 0 {
+                batch.cursor = self.j.cursor().ok();
+                if batch.cursor.is_some() {
+                    self.last_cursor = batch.cursor.clone();
+                }
+                batch.stats = self.router.take_stats();
+                if self.tx.blocking_send(SourceEvent::Batch(batch)).is_err() {
+                    return Ok(());
+                }
+            }
+            if !at_end {
+                continue;
+            }
+            if !caught_up {
+                caught_up = true;
+                if self.tx.blocking_send(SourceEvent::CaughtUp).is_err() {
+                    return Ok(());
+                }
+            }
+            let Some(jfd) = self.follow_fd else {
+                let _ = self.tx.blocking_send(SourceEvent::Ended);
+                return Ok(());
+            };
+            let mut fds = [
+                libc::pollfd {
+                    fd: jfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: wake.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // The timeout is only a backstop (journals on filesystems without inotify).
+            // SAFETY: fds is a valid array of two pollfd.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, 2_000) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            if fds[1].revents != 0 {
+                let mut buf = [0u8; 64];
+                // SAFETY: reading into a valid buffer from our own non-blocking pipe.
+                while unsafe { libc::read(wake.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
+                    > 0
+                {}
+            }
+            // Let sd-journal pick up appends, new files, rotation and deletions.
+            if let Err(e) = self.j.process() {
+                self.warn(format!("journal change processing failed: {e}"));
+            }
+        }
+    }
+
+    /// Route and filter the current entry.
+    fn entry(&mut self, batch: &mut Batch) -> io::Result<()> {
+        let t = self.j.timestamp_usec()?;
+        batch.last_time_us = t;
+        let mut scratch: Vec<usize> = Vec::new();
+        let routes: &[usize] = match &self.router.all {
+            Some(all) => all,
+            None => {
+                for (field, map) in &self.router.fields {
+                    if let Some(f) = self.j.get_data(*field)? {
+                        if let Some(rs) = f.value().and_then(|v| map.get(v)) {
+                            for r in rs {
+                                if !scratch.contains(r) {
+                                    scratch.push(*r);
+                                }
+                            }
+                        }
+                    }
+                }
+                &scratch
+            }
+        };
+        if routes.is_empty() {
+            return Ok(());
+        }
+        let routes = routes.to_vec();
+        let pid = if self.router.needs_pid {
+            self.j.get_data(c"_PID")?.and_then(|f| {
+                f.value()
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+            })
+        } else {
+            None
+        };
+        let mut found: Vec<(usize, Outcome)> = Vec::new();
+        let message = {
+            let Some(f) = self.j.get_data(c"MESSAGE")? else {
+                return Ok(());
+            };
+            let bytes = f.value().unwrap_or_default();
+            let msg = String::from_utf8_lossy(bytes);
+            let router = &mut self.router;
+            for &ri in &routes {
+                let st = &mut router.stats[ri];
+                st.seen += 1;
+                let out = router.routes[ri]
+                    .filter
+                    .apply(&msg, pid, t, &mut router.pids[ri]);
+                match out {
+                    Outcome::Miss => {}
+                    Outcome::Ignored { .. } => st.ignored += 1,
+                    Outcome::NoAddress { .. } => st.no_address += 1,
+                    Outcome::Failure { regex, .. } => {
+                        st.matched += 1;
+                        st.per_regex[regex] += 1;
+                        st.last_match_us = t;
+                        found.push((ri, out));
+                    }
+                }
+            }
+            if found.is_empty() {
+                return Ok(());
+            }
+            msg.into_owned()
+        };
+        let unit = self.field(c"_SYSTEMD_UNIT")?;
+        let ident = self.field(c"SYSLOG_IDENTIFIER")?;
+        let hostname = self.field(c"_HOSTNAME")?;
+        for (route, out) in found {
+            if let Outcome::Failure { regex, addr, user } = out {
+                batch.hits.push(Hit {
+                    route,
+                    addr,
+                    user,
+                    regex,
+                    time_us: t,
+                    message: message.clone(),
+                    unit: unit.clone(),
+                    ident: ident.clone(),
+                    hostname: hostname.clone(),
+                    pid,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn field(&mut self, name: &CStr) -> io::Result<Option<String>> {
+        Ok(self
+            .j
+            .get_data(name)?
+            .and_then(|f| f.value().map(|v| String::from_utf8_lossy(v).into_owned())))
+    }
+}
