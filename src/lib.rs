@@ -1,5 +1,7 @@
 //! f2b library
+pub mod client;
 pub mod config;
+pub mod dbus;
 pub mod engine;
 pub mod filter;
 pub mod firewall;

@@ -1,0 +1,100 @@
+//! Authorization of mutating calls.
+//!
+//! The bus policy (`dbus/org.f2b.conf`) lets everyone *send* to `org.f2b`; the daemon decides:
+//! the caller is the message's sender (a unique bus name). Its uid comes from the bus
+//! (`GetConnectionUnixUser`); root — or the daemon's own uid, which already controls the
+//! daemon — is allowed. Anyone else is checked by polkit for the action `org.f2b.manage` with
+//! the subject `("system-bus-name", {"name": <sender>})`: the caller, never the daemon itself.
+//! When polkit is not on the bus, or fails, the call is refused.
+
+use std::collections::HashMap;
+
+use zbus::message::Header;
+use zbus::Connection;
+
+use super::error::{error_name, Error, Result};
+use super::proxy::AuthorityProxy;
+
+/// The polkit action of every mutating method.
+pub const ACTION_MANAGE: &str = "org.f2b.manage";
+
+/// polkit's `CheckAuthorizationFlags::AllowUserInteraction`.
+const ALLOW_USER_INTERACTION: u32 = 1;
+
+/// Decides whether the sender of a call may change state.
+#[derive(Clone)]
+pub(crate) struct Authorizer {
+    dbus: zbus::fdo::DBusProxy<'static>,
+    polkit: AuthorityProxy<'static>,
+    own_uid: u32,
+}
+
+impl Authorizer {
+    pub(crate) async fn new(conn: &Connection) -> zbus::Result<Self> {
+        let dbus = zbus::fdo::DBusProxy::builder(conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        let polkit = AuthorityProxy::builder(conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let own_uid = unsafe { libc::geteuid() };
+        Ok(Authorizer {
+            dbus,
+            polkit,
+            own_uid,
+        })
+    }
+
+    /// `Ok(())` if the sender of `hdr` may perform `action`, else `NotAuthorized`.
+    pub(crate) async fn check(&self, hdr: Option<&Header<'_>>, action: &str) -> Result<()> {
+        let sender = hdr
+            .and_then(|h| h.sender())
+            .ok_or_else(|| Error::NotAuthorized("the call has no sender".into()))?;
+        let uid = self
+            .dbus
+            .get_connection_unix_user(sender.clone().into())
+            .await
+            .map_err(|e| {
+                Error::NotAuthorized(format!("cannot tell the uid of caller {sender}: {e}"))
+            })?;
+        if uid == 0 || uid == self.own_uid {
+            return Ok(());
+        }
+        let mut details = HashMap::new();
+        details.insert("name", zbus::Variant::from(sender.as_str()));
+        let subject = ("system-bus-name", details);
+        let denied = |why: String| {
+            tracing::info!(caller = %sender, uid, action, "refused: {why}");
+            Error::NotAuthorized(format!("uid {uid} is not authorized for {action}: {why}"))
+        };
+        match self
+            .polkit
+            .check_authorization(
+                &subject,
+                action,
+                &HashMap::new(),
+                ALLOW_USER_INTERACTION,
+                "",
+            )
+            .await
+        {
+            Ok((true, _, _)) => Ok(()),
+            Ok((false, true, _)) => Err(denied(
+                "authentication is required and no polkit agent provided it".into(),
+            )),
+            Ok((false, false, _)) => Err(denied("polkit said no".into())),
+            Err(e) => match error_name(&e) {
+                Some((name, _))
+                    if name == "org.freedesktop.DBus.Error.ServiceUnknown"
+                        || name == "org.freedesktop.DBus.Error.NameHasNoOwner" =>
+                {
+                    Err(denied("polkit is not available on this bus".into()))
+                }
+                _ => Err(denied(format!("polkit check failed: {e}"))),
+            },
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! `org.f2b.Jail1` at `/org/f2b/jail/<escaped name>`, one object per configured jail.
+
+use std::sync::Arc;
+
+use zbus::message::Header;
+
+use super::error::{Error, Result};
+use super::types::BanRecord;
+use super::{validate, Shared};
+use crate::engine::{Command, JailInfo, Tunable};
+
+pub(crate) struct JailObject {
+    pub(crate) name: String,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl JailObject {
+    async fn info(&self) -> Result<JailInfo> {
+        let name = self.name.clone();
+        Ok(self
+            .shared
+            .engine
+            .call(|reply| Command::Jail(name, reply))
+            .await??)
+    }
+
+    async fn set_enabled(&self, hdr: &Header<'_>, enabled: bool) -> Result<()> {
+        self.shared.authorize(hdr).await?;
+        let jail = self.name.clone();
+        Ok(self
+            .shared
+            .engine
+            .call(|reply| Command::SetEnabled {
+                jail,
+                enabled,
+                reply,
+            })
+            .await??)
+    }
+
+    async fn set_tunable(&self, hdr: Option<&Header<'_>>, value: Tunable) -> Result<()> {
+        let hdr = hdr.ok_or_else(|| Error::NotAuthorized("the call has no sender".into()))?;
+        self.shared.authorize(hdr).await?;
+        let jail = self.name.clone();
+        Ok(self
+            .shared
+            .engine
+            .call(|reply| Command::SetTunable { jail, value, reply })
+            .await??)
+    }
+}
+
+#[zbus::interface(name = "org.f2b.Jail1", introspection_docs = false)]
+impl JailObject {
+    /// Ban `address` (or prefix) in this jail for `seconds` (0 = the jail's ban time).
+    #[zbus(out_args("until_usec"))]
+    async fn ban(
+        &self,
+        address: &str,
+        seconds: u64,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<u64> {
+        let addr = validate::address(address)?;
+        let duration = validate::ban_seconds(seconds)?;
+        self.shared.authorize(&hdr).await?;
+        self.shared.ban(self.name.clone(), addr, duration).await
+    }
+
+    /// Unban `address` from this jail; returns how many bans were lifted (0 or 1).
+    #[zbus(out_args("count"))]
+    async fn unban(&self, address: &str, #[zbus(header)] hdr: Header<'_>) -> Result<u32> {
+        let addr = validate::address(address)?;
+        self.shared.authorize(&hdr).await?;
+        self.shared.unban(Some(self.name.clone()), addr).await
+    }
+
+    /// This jail's active bans, sorted by address, paged (`limit` ≤ 10000).
+    #[zbus(out_args("bans", "total"))]
+    async fn list_bans(&self, offset: u32, limit: u32) -> Result<(Vec<BanRecord>, u32)> {
+        self.shared
+            .list_bans(Some(self.name.clone()), offset, limit)
+            .await
+    }
+
+    /// Enable the jail at run time (until the next reload).
+    async fn start(&self, #[zbus(header)] hdr: Header<'_>) -> Result<()> {
+        self.set_enabled(&hdr, true).await
+    }
+
+    /// Disable the jail at run time (its bans are lifted).
+    async fn stop(&self, #[zbus(header)] hdr: Header<'_>) -> Result<()> {
+        self.set_enabled(&hdr, false).await
+    }
+
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    #[zbus(property)]
+    async fn enabled(&self) -> Result<bool> {
+        Ok(self.info().await?.enabled)
+    }
+
+    /// Filter name, with `:mode` when a mode is set ("" for a jail fed by other jails' bans).
+    #[zbus(property)]
+    async fn filter(&self) -> Result<String> {
+        Ok(self.info().await?.filter)
+    }
+
+    #[zbus(property)]
+    async fn max_retry(&self) -> Result<u32> {
+        Ok(self.info().await?.maxretry)
+    }
+
+    #[zbus(property)]
+    async fn set_max_retry(
+        &self,
+        value: u32,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+    ) -> Result<()> {
+        let n = validate::max_retry(value)?;
+        self.set_tunable(hdr.as_ref(), Tunable::MaxRetry(n)).await
+    }
+
+    /// Seconds.
+    #[zbus(property)]
+    async fn find_time(&self) -> Result<u64> {
+        Ok(self.info().await?.findtime_s)
+    }
+
+    #[zbus(property)]
+    async fn set_find_time(
+        &self,
+        value: u64,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+    ) -> Result<()> {
+        let d = validate::find_time(value)?;
+        self.set_tunable(hdr.as_ref(), Tunable::FindTime(d)).await
+    }
+
+    /// Seconds; -1 = permanent.
+    #[zbus(property)]
+    async fn ban_time(&self) -> Result<i64> {
+        Ok(self.info().await?.bantime_s)
+    }
+
+    #[zbus(property)]
+    async fn set_ban_time(
+        &self,
+        value: i64,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+    ) -> Result<()> {
+        let d = validate::ban_time(value)?;
+        self.set_tunable(hdr.as_ref(), Tunable::BanTime(d)).await
+    }
+
+    #[zbus(property)]
+    async fn currently_failed(&self) -> Result<u32> {
+        Ok(self.info().await?.currently_failed)
+    }
+
+    #[zbus(property)]
+    async fn total_failed(&self) -> Result<u64> {
+        Ok(self.info().await?.total_failed)
+    }
+
+    #[zbus(property)]
+    async fn currently_banned(&self) -> Result<u32> {
+        Ok(self.info().await?.currently_banned)
+    }
+
+    #[zbus(property)]
+    async fn total_banned(&self) -> Result<u64> {
+        Ok(self.info().await?.total_banned)
+    }
+}

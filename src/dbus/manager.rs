@@ -1,0 +1,138 @@
+//! `org.f2b.Manager1` at `/org/f2b`.
+
+use std::sync::Arc;
+
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+
+use super::error::Result;
+use super::types::{BanRecord, HistoryEntry};
+use super::{validate, Shared};
+use crate::engine::{Command, ReloadSummary};
+
+/// Most history entries one `GetHistory` returns (the newest).
+pub const MAX_HISTORY: usize = 10_000;
+
+pub(crate) struct Manager {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[zbus::interface(name = "org.f2b.Manager1", introspection_docs = false)]
+impl Manager {
+    /// Names of the configured jails (enabled or not).
+    #[zbus(out_args("jails"))]
+    async fn list_jails(&self) -> Result<Vec<String>> {
+        self.shared.jail_names().await
+    }
+
+    /// Active bans, sorted by (jail, address): `limit` ≤ 10000 per page; `total` counts all.
+    #[zbus(out_args("bans", "total"))]
+    async fn get_bans(&self, jail: &str, offset: u32, limit: u32) -> Result<(Vec<BanRecord>, u32)> {
+        let jail = validate::opt_jail(jail)?;
+        self.shared.list_bans(jail, offset, limit).await
+    }
+
+    /// Past bans of one address, oldest first (at most the newest 10000).
+    #[zbus(out_args("history"))]
+    async fn get_history(&self, address: &str) -> Result<Vec<HistoryEntry>> {
+        let addr = validate::single_address(address)?;
+        let mut list = self
+            .shared
+            .engine
+            .call(|reply| Command::History { addr, reply })
+            .await?;
+        if list.len() > MAX_HISTORY {
+            list.drain(..list.len() - MAX_HISTORY);
+        }
+        Ok(list
+            .into_iter()
+            .map(|(jail, start_usec)| HistoryEntry { jail, start_usec })
+            .collect())
+    }
+
+    /// Ban `address` (or prefix) in `jail` for `seconds` (0 = the jail's ban time).
+    #[zbus(out_args("until_usec"))]
+    async fn ban(
+        &self,
+        jail: &str,
+        address: &str,
+        seconds: u64,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<u64> {
+        let jail = validate::jail(jail)?;
+        let addr = validate::address(address)?;
+        let duration = validate::ban_seconds(seconds)?;
+        self.shared.authorize(&hdr).await?;
+        self.shared.ban(jail, addr, duration).await
+    }
+
+    /// Unban `address` from `jail` (every jail when empty); returns how many bans were lifted.
+    #[zbus(out_args("count"))]
+    async fn unban(
+        &self,
+        jail: &str,
+        address: &str,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<u32> {
+        let jail = validate::opt_jail(jail)?;
+        let addr = validate::address(address)?;
+        self.shared.authorize(&hdr).await?;
+        self.shared.unban(jail, addr).await
+    }
+
+    /// Lift every ban of `jail` (of every jail when empty).
+    #[zbus(out_args("count"))]
+    async fn unban_all(&self, jail: &str, #[zbus(header)] hdr: Header<'_>) -> Result<u32> {
+        let jail = validate::opt_jail(jail)?;
+        self.shared.authorize(&hdr).await?;
+        Ok(self
+            .shared
+            .engine
+            .call(|reply| Command::UnbanAll { jail, reply })
+            .await??)
+    }
+
+    /// Re-read the configuration. On error (`InvalidConfig`, naming file:line) the running
+    /// configuration stays.
+    #[zbus(out_args("added", "removed", "changed", "unchanged"))]
+    async fn reload(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(Vec<String>, Vec<String>, Vec<String>, Vec<String>)> {
+        self.shared.authorize(&hdr).await?;
+        let ReloadSummary {
+            added,
+            removed,
+            changed,
+            unchanged,
+        } = self.shared.engine.call(Command::Reload).await??;
+        Ok((added, removed, changed, unchanged))
+    }
+
+    /// An address was banned; `until_usec` = 0 for a permanent ban.
+    #[zbus(signal)]
+    pub(crate) async fn banned(
+        emitter: &SignalEmitter<'_>,
+        jail: &str,
+        address: &str,
+        until_usec: u64,
+    ) -> zbus::Result<()>;
+
+    /// A ban was lifted (expired or unbanned).
+    #[zbus(signal)]
+    pub(crate) async fn unbanned(
+        emitter: &SignalEmitter<'_>,
+        jail: &str,
+        address: &str,
+    ) -> zbus::Result<()>;
+
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_string()
+    }
+
+    #[zbus(property)]
+    async fn jails(&self) -> Result<Vec<String>> {
+        self.shared.jail_names().await
+    }
+}

@@ -1,0 +1,116 @@
+//! Client-side proxies of `org.f2b` (used by the `f2b` CLI and the tests) and of polkit's
+//! Authority (used by the server to authorize callers).
+
+use std::collections::HashMap;
+
+use super::error::Error;
+use super::types::{BanRecord, HistoryEntry};
+
+/// `org.f2b.Manager1` at `/org/f2b`.
+#[zbus::proxy(
+    interface = "org.f2b.Manager1",
+    default_service = "org.f2b",
+    default_path = "/org/f2b"
+)]
+pub trait Manager1 {
+    /// Names of the configured jails.
+    fn list_jails(&self) -> Result<Vec<String>, Error>;
+
+    /// Active bans of `jail` (every jail when empty), sorted by (jail, address), paged.
+    fn get_bans(&self, jail: &str, offset: u32, limit: u32)
+        -> Result<(Vec<BanRecord>, u32), Error>;
+
+    /// Past bans of one address.
+    fn get_history(&self, address: &str) -> Result<Vec<HistoryEntry>, Error>;
+
+    #[zbus(allow_interactive_auth)]
+    fn ban(&self, jail: &str, address: &str, seconds: u64) -> Result<u64, Error>;
+
+    #[zbus(allow_interactive_auth)]
+    fn unban(&self, jail: &str, address: &str) -> Result<u32, Error>;
+
+    #[zbus(allow_interactive_auth)]
+    fn unban_all(&self, jail: &str) -> Result<u32, Error>;
+
+    #[zbus(allow_interactive_auth)]
+    #[allow(clippy::type_complexity)]
+    fn reload(&self) -> Result<(Vec<String>, Vec<String>, Vec<String>, Vec<String>), Error>;
+
+    #[zbus(signal)]
+    fn banned(&self, jail: &str, address: &str, until_usec: u64) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    fn unbanned(&self, jail: &str, address: &str) -> zbus::Result<()>;
+
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn jails(&self) -> zbus::Result<Vec<String>>;
+}
+
+/// `org.f2b.Jail1` at `/org/f2b/jail/<escaped name>`.
+#[zbus::proxy(interface = "org.f2b.Jail1", default_service = "org.f2b")]
+pub trait Jail1 {
+    #[zbus(allow_interactive_auth)]
+    fn ban(&self, address: &str, seconds: u64) -> Result<u64, Error>;
+
+    #[zbus(allow_interactive_auth)]
+    fn unban(&self, address: &str) -> Result<u32, Error>;
+
+    fn list_bans(&self, offset: u32, limit: u32) -> Result<(Vec<BanRecord>, u32), Error>;
+
+    #[zbus(allow_interactive_auth)]
+    fn start(&self) -> Result<(), Error>;
+
+    #[zbus(allow_interactive_auth)]
+    fn stop(&self) -> Result<(), Error>;
+
+    #[zbus(property)]
+    fn name(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn enabled(&self) -> zbus::Result<bool>;
+    #[zbus(property)]
+    fn filter(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn max_retry(&self) -> zbus::Result<u32>;
+    #[zbus(property)]
+    fn set_max_retry(&self, value: u32) -> zbus::Result<()>;
+    #[zbus(property)]
+    fn find_time(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn set_find_time(&self, value: u64) -> zbus::Result<()>;
+    #[zbus(property)]
+    fn ban_time(&self) -> zbus::Result<i64>;
+    #[zbus(property)]
+    fn set_ban_time(&self, value: i64) -> zbus::Result<()>;
+    #[zbus(property)]
+    fn currently_failed(&self) -> zbus::Result<u32>;
+    #[zbus(property)]
+    fn total_failed(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn currently_banned(&self) -> zbus::Result<u32>;
+    #[zbus(property)]
+    fn total_banned(&self) -> zbus::Result<u64>;
+}
+
+/// The subject of a polkit check: `(kind, details)`.
+pub type PolkitSubject<'a> = (&'a str, HashMap<&'a str, zbus::Variant<'a>>);
+
+/// polkit's `org.freedesktop.PolicyKit1.Authority` (only what f2bd needs).
+#[zbus::proxy(
+    interface = "org.freedesktop.PolicyKit1.Authority",
+    default_service = "org.freedesktop.PolicyKit1",
+    default_path = "/org/freedesktop/PolicyKit1/Authority"
+)]
+pub trait Authority {
+    /// Returns `(is_authorized, is_challenge, details)`.
+    fn check_authorization(
+        &self,
+        subject: &PolkitSubject<'_>,
+        action_id: &str,
+        details: &HashMap<&str, &str>,
+        flags: u32,
+        cancellation_id: &str,
+    ) -> zbus::Result<(bool, bool, HashMap<String, String>)>;
+}
