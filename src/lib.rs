@@ -5,4 +5,5 @@ pub mod filter;
 pub mod firewall;
 pub mod jail;
 pub mod location;
+pub mod logging;
 pub mod source;
