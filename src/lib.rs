@@ -7,3 +7,4 @@ pub mod jail;
 pub mod location;
 pub mod logging;
 pub mod source;
+pub mod tester;

@@ -40,16 +40,21 @@ pub enum LogTarget {
 
 /// Install the global subscriber. `RUST_LOG` overrides `default_level`.
 pub fn init(target: LogTarget, default_level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let journald = match target {
         LogTarget::Stderr => None,
-        LogTarget::Auto | LogTarget::Journal => tracing_journald::layer()
-            .ok()
-            .map(|l| l.with_field_prefix(None).with_syslog_identifier("f2bd".into())),
+        LogTarget::Auto | LogTarget::Journal => tracing_journald::layer().ok().map(|l| {
+            l.with_field_prefix(None)
+                .with_syslog_identifier("f2bd".into())
+        }),
     };
     match journald {
         Some(layer) => {
-            let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(layer)
+                .try_init();
         }
         None => {
             if target == LogTarget::Journal {

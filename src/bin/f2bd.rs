@@ -107,7 +107,10 @@ fn main() -> ExitCode {
 
 fn load_options(args: &Args) -> LoadOptions {
     LoadOptions {
-        config: args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+        config: args
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
         // Without --config, a missing /etc/f2b/f2b.toml means "use the shipped default".
         allow_missing: args.config.is_none(),
         filter_dirs: args.filter_dirs.clone(),
@@ -136,7 +139,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         StartAt::Tail
     };
     let firewall = match args.firewall {
-        FirewallKind::None => FirewallHandle::spawn(|| Ok(Box::new(DryRun::new()) as Box<dyn Firewall>))?,
+        FirewallKind::None => {
+            FirewallHandle::spawn(|| Ok(Box::new(DryRun::new()) as Box<dyn Firewall>))?
+        }
         FirewallKind::Nftables => f2b::firewall::nft::spawn()?,
     };
     let (ready_tx, mut ready_rx) = watch::channel(false);

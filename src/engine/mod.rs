@@ -25,7 +25,9 @@ pub use api::{
     BanInfo, Command, CommandError, EngineHandle, Event, JailInfo, ReloadSummary, Tunable,
 };
 
-use crate::config::{self, format_duration, BanTime, JailConfig, JailSource, LoadOptions, Settings};
+use crate::config::{
+    self, format_duration, BanTime, JailConfig, JailSource, LoadOptions, Settings,
+};
 use crate::firewall::{Change, FirewallHandle};
 use crate::jail::{usecs, ActiveBan, BanDecision, History, Jail, Verdict};
 use crate::logging::{MSGID_BAN, MSGID_RELOAD, MSGID_RESTORE, MSGID_UNBAN};
@@ -100,7 +102,10 @@ pub struct Engine {
 
 impl Engine {
     /// Build the engine and its handle. Nothing runs until [`Engine::run`].
-    pub fn new(settings: Settings, opts: EngineOptions) -> (Engine, EngineHandle, mpsc::Receiver<Command>) {
+    pub fn new(
+        settings: Settings,
+        opts: EngineOptions,
+    ) -> (Engine, EngineHandle, mpsc::Receiver<Command>) {
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(4096);
         let handle = EngineHandle { tx: cmd_tx, events };
@@ -173,7 +178,11 @@ impl Engine {
             let _ = r.send(true);
         }
         self.update_status();
-        let mut tick = self.opts.tick.as_ref().map(|(d, _)| tokio::time::interval(*d));
+        let mut tick = self
+            .opts
+            .tick
+            .as_ref()
+            .map(|(d, _)| tokio::time::interval(*d));
         while !self.ended {
             let next_expiry = self.next_expiry_delay();
             tokio::select! {
@@ -283,8 +292,12 @@ impl Engine {
         let mut decisions = Vec::new();
         let mut touched = Vec::new();
         for hit in &b.hits {
-            let Some(name) = names.get(hit.route) else { continue };
-            let Some(jail) = self.jails.get_mut(name) else { continue };
+            let Some(name) = names.get(hit.route) else {
+                continue;
+            };
+            let Some(jail) = self.jails.get_mut(name) else {
+                continue;
+            };
             // Bans expire by journal time while the backlog is read.
             if !self.caught_up {
                 if hit.time_us > self.journal_us {
@@ -297,8 +310,12 @@ impl Engine {
                     F2B_JAIL = %name, F2B_ADDRESS = %hit.addr,
                     "[{name}] Found {} ({failures}/{needed})", hit.addr
                 ),
-                Verdict::Ignored => debug!(F2B_JAIL = %name, F2B_ADDRESS = %hit.addr, "[{name}] Ignore {}", hit.addr),
-                Verdict::AlreadyBanned => debug!(F2B_JAIL = %name, F2B_ADDRESS = %hit.addr, "[{name}] {} already banned", hit.addr),
+                Verdict::Ignored => {
+                    debug!(F2B_JAIL = %name, F2B_ADDRESS = %hit.addr, "[{name}] Ignore {}", hit.addr)
+                }
+                Verdict::AlreadyBanned => {
+                    debug!(F2B_JAIL = %name, F2B_ADDRESS = %hit.addr, "[{name}] {} already banned", hit.addr)
+                }
                 Verdict::Ban(_) => {}
             }
             if let Verdict::Ban(d) = verdict {
@@ -320,7 +337,9 @@ impl Engine {
             for w in self.watchers_of(&d.jail) {
                 let jail = self.jails.get_mut(&w).expect("watcher exists");
                 let line = format!("[{}] Ban {}", d.jail, d.net);
-                if let Verdict::Ban(rd) = jail.failure(d.net.addr(), d.start_us, &line, &self.history) {
+                if let Verdict::Ban(rd) =
+                    jail.failure(d.net.addr(), d.start_us, &line, &self.history)
+                {
                     decisions.push(rd);
                 }
             }
@@ -413,11 +432,13 @@ impl Engine {
                 break;
             }
             let Reverse((end, jail, net)) = self.expiries.pop().expect("peeked");
-            let Some(j) = self.jails.get_mut(&jail) else { continue };
+            let Some(j) = self.jails.get_mut(&jail) else {
+                continue;
+            };
             // Lazy heap: the ban may have been lifted or replaced since.
             match j.ban_of(&net) {
                 Some(b) if b.end_us == Some(end) => {
-                    j.unban(&net);
+                    j.lift_expired(&net);
                 }
                 _ => continue,
             }
@@ -485,7 +506,11 @@ impl Engine {
             if self.jails.len() == 1 { "" } else { "s" },
             banned,
             failures,
-            if self.caught_up { "" } else { " (reading backlog)" }
+            if self.caught_up {
+                ""
+            } else {
+                " (reading backlog)"
+            }
         );
         tx.send_if_modified(|old| {
             if *old != s {
@@ -578,7 +603,9 @@ impl Engine {
                         match value {
                             Tunable::MaxRetry(n) if n >= 1 => j.cfg.maxretry = n,
                             Tunable::FindTime(d) if !d.is_zero() => j.cfg.findtime = d,
-                            Tunable::BanTime(Some(d)) if !d.is_zero() => j.cfg.bantime = BanTime::For(d),
+                            Tunable::BanTime(Some(d)) if !d.is_zero() => {
+                                j.cfg.bantime = BanTime::For(d)
+                            }
                             Tunable::BanTime(None) => j.cfg.bantime = BanTime::Forever,
                             other => {
                                 let _ = reply.send(Err(CommandError::InvalidArgument(format!(
@@ -614,7 +641,12 @@ impl Engine {
         }
     }
 
-    fn list_bans(&self, jail: Option<&str>, offset: usize, limit: usize) -> Result<(Vec<BanInfo>, usize), CommandError> {
+    fn list_bans(
+        &self,
+        jail: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<BanInfo>, usize), CommandError> {
         if let Some(j) = jail {
             if !self.jails.contains_key(j) {
                 return Err(CommandError::NoSuchJail(j.to_string()));
@@ -641,14 +673,21 @@ impl Engine {
         Ok((page, total))
     }
 
-    async fn manual_ban(&mut self, jail: &str, addr: IpNet, duration: Option<Duration>) -> Result<u64, CommandError> {
+    async fn manual_ban(
+        &mut self,
+        jail: &str,
+        addr: IpNet,
+        duration: Option<Duration>,
+    ) -> Result<u64, CommandError> {
         let j = self
             .jails
             .get_mut(jail)
             .ok_or_else(|| CommandError::NoSuchJail(jail.to_string()))?;
         let addr = addr.trunc();
         if addr.prefix_len() == 0 {
-            return Err(CommandError::InvalidAddress(format!("{addr}: refusing to ban a whole address family")));
+            return Err(CommandError::InvalidAddress(format!(
+                "{addr}: refusing to ban a whole address family"
+            )));
         }
         if j.is_ignored(addr.addr()) && addr.prefix_len() == addr.max_prefix_len() {
             return Err(CommandError::InvalidArgument(format!(
@@ -657,7 +696,11 @@ impl Engine {
             )));
         }
         // A single address is banned as the jail's aggregation unit.
-        let net = if addr.prefix_len() == addr.max_prefix_len() { j.key(addr.addr()) } else { addr };
+        let net = if addr.prefix_len() == addr.max_prefix_len() {
+            j.key(addr.addr())
+        } else {
+            addr
+        };
         let now = now_us();
         let d = j.manual_ban(net, now, duration.map(BanTime::For), &self.history);
         let end = d.end_us.unwrap_or(0);
@@ -667,7 +710,11 @@ impl Engine {
         Ok(end)
     }
 
-    async fn unban(&mut self, jail: Option<&str>, addr: Option<IpNet>) -> Result<u32, CommandError> {
+    async fn unban(
+        &mut self,
+        jail: Option<&str>,
+        addr: Option<IpNet>,
+    ) -> Result<u32, CommandError> {
         if let Some(j) = jail {
             if !self.jails.contains_key(j) {
                 return Err(CommandError::NoSuchJail(j.to_string()));
@@ -686,7 +733,8 @@ impl Engine {
                         .map(|(n, _)| *n)
                         .filter(|n| {
                             // The exact ban, or the aggregated unit holding a single address.
-                            *n == a || (a.prefix_len() == a.max_prefix_len() && n.contains(&a.addr()))
+                            *n == a
+                                || (a.prefix_len() == a.max_prefix_len() && n.contains(&a.addr()))
                         })
                         .collect()
                 }
@@ -726,19 +774,22 @@ impl Engine {
         }
         if enabled {
             if let JailSource::Journal { filter, mode, .. } = &cfg.source {
-                let def = self
-                    .settings
-                    .library
-                    .get(filter)
-                    .ok_or_else(|| CommandError::InvalidConfig(format!("unknown filter {filter}")))?;
+                let def = self.settings.library.get(filter).ok_or_else(|| {
+                    CommandError::InvalidConfig(format!("unknown filter {filter}"))
+                })?;
                 let compiled = def
                     .compile(mode.as_deref())
                     .map_err(|e| CommandError::InvalidConfig(e.to_string()))?;
                 self.settings.filters.insert(name.to_string(), compiled);
             }
-            self.jails.insert(name.to_string(), Jail::new(cfg, &self.self_addrs));
+            self.jails
+                .insert(name.to_string(), Jail::new(cfg, &self.self_addrs));
         } else {
-            let bans: Vec<IpNet> = self.jails.get(name).map(|j| j.bans().map(|(n, _)| *n).collect()).unwrap_or_default();
+            let bans: Vec<IpNet> = self
+                .jails
+                .get(name)
+                .map(|j| j.bans().map(|(n, _)| *n).collect())
+                .unwrap_or_default();
             self.jails.remove(name);
             for n in bans {
                 self.announce_unban(name, &n);
@@ -759,7 +810,10 @@ impl Engine {
         self.generation += 1;
         let (routes, names) = self.build_routes();
         let prev = self.routes.pop();
-        self.routes = prev.into_iter().chain(std::iter::once((self.generation, names))).collect();
+        self.routes = prev
+            .into_iter()
+            .chain(std::iter::once((self.generation, names)))
+            .collect();
         match &self.reader {
             Some(r) if !routes.is_empty() => r.set_routes(routes, self.generation),
             Some(_) => {
@@ -783,7 +837,8 @@ impl Engine {
 
     /// Re-read the configuration; apply it as a diff. Errors leave everything as it was.
     async fn reload(&mut self) -> Result<ReloadSummary, CommandError> {
-        let new = config::load(&self.opts.load).map_err(|e| CommandError::InvalidConfig(e.to_string()))?;
+        let new = config::load(&self.opts.load)
+            .map_err(|e| CommandError::InvalidConfig(e.to_string()))?;
         let mut summary = ReloadSummary::default();
         let old_names: Vec<String> = self.jails.keys().cloned().collect();
         let mut next: BTreeMap<String, Jail> = BTreeMap::new();

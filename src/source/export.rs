@@ -47,10 +47,12 @@ impl ExportEntry {
             .field("MESSAGE", msg)
     }
 
-    /// Write in Journal Export Format (`seq` makes the monotonic timestamp).
-    pub fn write_to(&self, w: &mut impl Write, seq: u64) -> io::Result<()> {
+    /// Write in Journal Export Format. The monotonic timestamp follows the realtime (all
+    /// generated entries share one boot id, and sd-journal orders same-boot entries by it), so
+    /// entries appended later sort after earlier ones, as on a real host.
+    pub fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
         writeln!(w, "__REALTIME_TIMESTAMP={}", self.realtime_us)?;
-        writeln!(w, "__MONOTONIC_TIMESTAMP={}", seq + 1)?;
+        writeln!(w, "__MONOTONIC_TIMESTAMP={}", self.realtime_us.max(1))?;
         writeln!(w, "_BOOT_ID={BOOT_ID}")?;
         for (k, v) in &self.fields {
             if v.contains('\n') {
@@ -69,7 +71,10 @@ impl ExportEntry {
 
 /// Append `entries` to the journal file `path` (which must end in `.journal`), creating it
 /// and its directory as needed. Large inputs rotate into more files in the same directory.
-pub fn write_journal(path: &Path, entries: impl IntoIterator<Item = ExportEntry>) -> io::Result<()> {
+pub fn write_journal(
+    path: &Path,
+    entries: impl IntoIterator<Item = ExportEntry>,
+) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -90,8 +95,8 @@ pub fn write_journal(path: &Path, entries: impl IntoIterator<Item = ExportEntry>
     {
         let stdin = child.stdin.take().expect("piped");
         let mut w = io::BufWriter::with_capacity(1 << 20, stdin);
-        for (i, e) in entries.into_iter().enumerate() {
-            e.write_to(&mut w, i as u64)?;
+        for e in entries {
+            e.write_to(&mut w)?;
         }
         w.flush()?;
     }
@@ -109,7 +114,12 @@ pub fn write_journal(path: &Path, entries: impl IntoIterator<Item = ExportEntry>
 /// Deterministic synthetic traffic: `n` entries from `start_us`, one every `step_us`. About
 /// half are sshd (`_SYSTEMD_UNIT=sshd.service`), a tenth of those failures from `attackers`
 /// distinct addresses (203.0.113.0/24 and 2001:db8::/32 style), the rest other units.
-pub fn synthetic(n: usize, start_us: u64, step_us: u64, attackers: u32) -> impl Iterator<Item = ExportEntry> {
+pub fn synthetic(
+    n: usize,
+    start_us: u64,
+    step_us: u64,
+    attackers: u32,
+) -> impl Iterator<Item = ExportEntry> {
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     (0..n).map(move |i| {
         x ^= x << 13;

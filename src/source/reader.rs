@@ -441,7 +441,11 @@ impl Reader {
                 {}
             }
             // Let sd-journal pick up appends, new files, rotation and deletions.
-            if let Err(e) = self.j.process() {
+            let pr = self.j.process();
+            if std::env::var_os("F2B_DEBUG_READER").is_some() {
+                eprintln!("reader: poll={n} process={pr:?}");
+            }
+            if let Err(e) = pr {
                 self.warn(format!("journal change processing failed: {e}"));
             }
         }
