@@ -6,3 +6,4 @@ pub mod firewall;
 pub mod jail;
 pub mod location;
 pub mod source;
+pub mod store;
