@@ -22,9 +22,16 @@ fn journal(n: usize) -> PathBuf {
         let _ = std::fs::remove_dir_all(&dir);
         let t = Instant::now();
         let start = now_us() - n as u64 * 1_000;
-        write_journal(&dir.join("bench.journal"), synthetic(n, start, 1_000, 5_000)).expect("systemd-journal-remote");
+        write_journal(
+            &dir.join("bench.journal"),
+            synthetic(n, start, 1_000, 5_000),
+        )
+        .expect("systemd-journal-remote");
         std::fs::write(dir.join("done"), "").unwrap();
-        eprintln!("generated {n} entries in {:.1} s", t.elapsed().as_secs_f64());
+        eprintln!(
+            "generated {n} entries in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
     }
     dir
 }
@@ -41,7 +48,11 @@ fn run(label: &str, cfg: &str, dir: &Path, n: usize) {
     )
     .unwrap();
     let jails = settings.enabled_jails().count();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let (status_tx, mut status) = watch::channel(String::new());
         let fw = FirewallHandle::spawn(|| Ok(Box::new(DryRun::new()) as Box<dyn Firewall>)).unwrap();
@@ -57,6 +68,9 @@ fn run(label: &str, cfg: &str, dir: &Path, n: usize) {
             ready: None,
             status: Some(status_tx),
             tick: None,
+            store: None,
+            snapshot: None,
+            resume: false,
         };
         let (engine, handle, cmds) = Engine::new(settings, opts);
         let (stop, stop_rx) = watch::channel(false);
@@ -86,7 +100,10 @@ fn run(label: &str, cfg: &str, dir: &Path, n: usize) {
 }
 
 fn main() {
-    let n: usize = std::env::var("F2B_BENCH_ENTRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = std::env::var("F2B_BENCH_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = journal(n);
     run(
         "ingest (sshd jail)",
@@ -97,7 +114,14 @@ fn main() {
     let lib = FilterLibrary::load(&[]).unwrap();
     let mut cfg = String::from("[defaults]\nbantime = \"1h\"\n");
     for name in lib.filters.keys() {
-        cfg.push_str(&format!("[jail.{name}]\nenabled = true\nfilter = \"{name}\"\n"));
+        cfg.push_str(&format!(
+            "[jail.{name}]\nenabled = true\nfilter = \"{name}\"\n"
+        ));
     }
-    run(&format!("ingest (all {} filters)", lib.filters.len()), &cfg, &dir, n);
+    run(
+        &format!("ingest (all {} filters)", lib.filters.len()),
+        &cfg,
+        &dir,
+        n,
+    );
 }

@@ -48,15 +48,22 @@ struct Args {
     /// Read these journal files instead of the system journal.
     #[arg(long, value_name = "FILE", num_args = 1..)]
     journal_file: Vec<PathBuf>,
-    /// Start this far back (e.g. "1h", "2d") instead of at the end of the journal.
+    /// Without a saved cursor: start this far back (e.g. "1h", "2d") instead of at the end.
     #[arg(long, value_name = "DURATION", conflicts_with = "from_start")]
     since: Option<String>,
-    /// Start at the oldest entry of the journal.
+    /// Without a saved cursor: start at the oldest entry of the journal.
     #[arg(long)]
     from_start: bool,
     /// Process what is in the journal, then exit (do not follow).
     #[arg(long)]
     no_follow: bool,
+    /// Timer mode: resume from the saved cursor, process to the end of the journal, apply
+    /// bans (the kernel expires them), save the cursor, exit. Same as --no-follow.
+    #[arg(long)]
+    oneshot: bool,
+    /// Keep no state: no database, no cursor (tests, demos).
+    #[arg(long, conflicts_with = "state_dir")]
+    ephemeral: bool,
     /// Enforcement backend.
     #[arg(long, value_enum, default_value = "nftables")]
     firewall: FirewallKind,
@@ -144,6 +151,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         FirewallKind::Nftables => f2b::firewall::nft::spawn()?,
     };
+    // A saved cursor always wins (exact resume); --since/--from-start say where to begin
+    // when there is none (first start, or --ephemeral).
+    let resume = true;
+    let (store, snapshot) = if args.ephemeral {
+        (None, None)
+    } else {
+        let dir = settings.daemon.state_dir.clone();
+        let (h, snap) =
+            tokio::task::spawn_blocking(move || f2b::store::StoreHandle::spawn(&dir)).await??;
+        info!(
+            bans = snap.bans.len(),
+            cursor = snap.cursor.is_some(),
+            "state loaded from {}",
+            settings.daemon.state_dir.display()
+        );
+        (Some(h), Some(snap))
+    };
     let (ready_tx, mut ready_rx) = watch::channel(false);
     let (status_tx, mut status_rx) = watch::channel(String::new());
     let watchdog = sd_notify::watchdog_enabled();
@@ -154,13 +178,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         source: SourceConfig {
             spec,
             start,
-            follow: !args.no_follow,
+            follow: !(args.no_follow || args.oneshot),
             batch: 4096,
         },
         firewall,
         ready: Some(ready_tx),
         status: Some(status_tx),
         tick: Some((tick_every, tick_tx)),
+        store,
+        snapshot,
+        resume,
     };
     let jails: Vec<String> = settings.enabled_jails().map(|j| j.name.clone()).collect();
     let (engine, handle, cmds) = Engine::new(settings, opts);

@@ -32,6 +32,10 @@ use crate::firewall::{Change, FirewallHandle};
 use crate::jail::{usecs, ActiveBan, BanDecision, History, Jail, Verdict};
 use crate::logging::{MSGID_BAN, MSGID_RELOAD, MSGID_RESTORE, MSGID_UNBAN};
 use crate::source::{self, Batch, Route, RouteStats, SourceConfig, SourceEvent, StartAt};
+use crate::store::{Commit, Snapshot, StoreHandle, StoredBan};
+
+/// How often old history and expired rows are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Wall-clock now in µs since the epoch.
 pub fn now_us() -> u64 {
@@ -65,6 +69,12 @@ pub struct EngineOptions {
     pub status: Option<watch::Sender<String>>,
     /// Liveness ticks of the engine loop itself (watchdog), every `tick` interval.
     pub tick: Option<(Duration, mpsc::Sender<()>)>,
+    /// Persistence; `None` = nothing survives a restart (tests, `--ephemeral`).
+    pub store: Option<StoreHandle>,
+    /// What the store held at start (bans, history, windows, cursor).
+    pub snapshot: Option<Snapshot>,
+    /// Resume from the snapshot's cursor when there is one (else `source.start`).
+    pub resume: bool,
 }
 
 /// A decision or restore waiting to be announced after the firewall took it.
@@ -173,7 +183,17 @@ impl Engine {
             jails = self.jails.len(),
             "firewall ready"
         );
-        self.start_reader(self.opts.source.start.clone())?;
+        let mut start = self.opts.source.start.clone();
+        if let Some(snap) = self.opts.snapshot.take() {
+            if self.opts.resume {
+                if let Some(c) = &snap.cursor {
+                    start = StartAt::Cursor(c.clone());
+                    self.cursor = Some(c.clone());
+                }
+            }
+            self.restore_snapshot(snap).await;
+        }
+        self.start_reader(start)?;
         if let Some(r) = &self.opts.ready {
             let _ = r.send(true);
         }
@@ -183,6 +203,8 @@ impl Engine {
             .tick
             .as_ref()
             .map(|(d, _)| tokio::time::interval(*d));
+        let mut purge =
+            tokio::time::interval_at(tokio::time::Instant::now() + PURGE_EVERY, PURGE_EVERY);
         while !self.ended {
             let next_expiry = self.next_expiry_delay();
             tokio::select! {
@@ -203,6 +225,7 @@ impl Engine {
                     let now = self.clock();
                     self.expire(now).await;
                 }
+                _ = purge.tick() => self.purge().await,
                 _ = tick_opt(&mut tick) => {
                     if let Some((_, tx)) = &self.opts.tick {
                         let _ = tx.try_send(());
@@ -291,6 +314,7 @@ impl Engine {
         }
         let mut decisions = Vec::new();
         let mut touched = Vec::new();
+        let mut windows: Vec<(String, IpNet)> = Vec::new();
         for hit in &b.hits {
             let Some(name) = names.get(hit.route) else {
                 continue;
@@ -305,6 +329,7 @@ impl Engine {
                 }
             }
             let verdict = jail.failure(hit.addr, hit.time_us, &hit.message, &self.history);
+            windows.push((name.clone(), jail.key(hit.addr)));
             match &verdict {
                 Verdict::Counted { failures, needed } => debug!(
                     F2B_JAIL = %name, F2B_ADDRESS = %hit.addr,
@@ -344,6 +369,28 @@ impl Engine {
                 }
             }
             i += 1;
+        }
+        // Persist decisions, open windows and the cursor in one transaction before enforcing.
+        if self.opts.store.is_some() && b.entries > 0 {
+            windows.sort();
+            windows.dedup();
+            let mut c = Commit {
+                cursor: self.cursor.clone(),
+                ..Default::default()
+            };
+            for (jail, net) in windows {
+                match self.jails.get(&jail).and_then(|j| j.window_of(&net)) {
+                    Some(times) => c
+                        .windows_set
+                        .push((jail, net, times.iter().copied().collect())),
+                    None => c.windows_cleared.push((jail, net)),
+                }
+            }
+            for d in &decisions {
+                c.bans_added.push(stored(d));
+                c.history_added.push((d.net, d.jail.clone(), d.start_us));
+            }
+            self.persist(c, false).await;
         }
         if !decisions.is_empty() {
             self.apply_decisions(decisions).await;
@@ -451,6 +498,11 @@ impl Engine {
         if lifted.is_empty() {
             return;
         }
+        let c = Commit {
+            bans_removed: lifted.clone(),
+            ..Default::default()
+        };
+        self.persist(c, false).await;
         if let Err(e) = self.opts.firewall.apply(changes).await {
             warn!("firewall: unban failed: {e}");
         }
@@ -458,6 +510,84 @@ impl Engine {
             self.announce_unban(&jail, &net);
         }
         self.update_status();
+    }
+
+    /// Write a commit; errors are logged (the firewall still gets the change: protection
+    /// first, and a restart re-derives from the journal what the store missed).
+    async fn persist(&self, c: Commit, durable: bool) {
+        let Some(store) = &self.opts.store else {
+            return;
+        };
+        let res = if durable {
+            store.commit_durable(c).await
+        } else {
+            store.commit(c).await
+        };
+        if let Err(e) = res {
+            warn!("state store: {e}");
+        }
+    }
+
+    async fn purge(&mut self) {
+        let now = now_us();
+        self.history.purge(now);
+        for j in self.jails.values_mut() {
+            j.prune(self.journal_us.max(now));
+        }
+        if let Some(store) = &self.opts.store {
+            match store
+                .purge(usecs(self.settings.daemon.history_max_age), now)
+                .await
+            {
+                Ok(st) => debug!(?st, "purged old state"),
+                Err(e) => warn!("state store purge: {e}"),
+            }
+        }
+    }
+
+    /// Bring back bans, history and open windows; re-apply the bans in one firewall pass.
+    async fn restore_snapshot(&mut self, snap: Snapshot) {
+        let started = std::time::Instant::now();
+        for (net, jail, t) in &snap.history {
+            self.history.record(*net, jail, *t);
+        }
+        for (jail, net, times) in snap.windows {
+            if let Some(j) = self.jails.get_mut(&jail) {
+                j.restore_window(net, times);
+            }
+        }
+        let mut changes = Vec::new();
+        let mut gone = Vec::new();
+        for b in &snap.bans {
+            let ban = ActiveBan {
+                start_us: b.start_us,
+                end_us: b.end_us,
+                count: b.count,
+                failures: b.failures,
+            };
+            match self.restore(&b.jail, b.net, ban) {
+                Some(c) => changes.push(c),
+                None => gone.push((b.jail.clone(), b.net)),
+            }
+        }
+        let n = changes.len();
+        if let Err(e) = self.opts.firewall.apply(changes).await {
+            warn!("firewall: restoring {n} ban(s) failed: {e}");
+        }
+        if !gone.is_empty() {
+            // Bans of jails no longer enabled, or already over.
+            let c = Commit {
+                bans_removed: gone,
+                ..Default::default()
+            };
+            self.persist(c, false).await;
+        }
+        info!(
+            bans = n,
+            history = snap.history.len(),
+            "restored {n} ban(s) in {:.1} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
     }
 
     fn announce_unban(&self, jail: &str, net: &IpNet) {
@@ -484,7 +614,7 @@ impl Engine {
             self.expiries.push(Reverse((end, jail.to_string(), net)));
         }
         let timeout = ban.end_us.map(|e| Duration::from_micros(e - now));
-        info!(
+        debug!(
             F2B_JAIL = %jail, F2B_ADDRESS = %host_text(&net), F2B_EVENT = "restore", MESSAGE_ID = MSGID_RESTORE,
             "[{jail}] Restore ban {} for {}", host_text(&net),
             timeout.map(format_duration).unwrap_or_else(|| "ever".into())
@@ -705,6 +835,13 @@ impl Engine {
         let d = j.manual_ban(net, now, duration.map(BanTime::For), &self.history);
         let end = d.end_us.unwrap_or(0);
         self.history.record(d.net, &d.jail, d.start_us);
+        let c = Commit {
+            bans_added: vec![stored(&d)],
+            history_added: vec![(d.net, d.jail.clone(), d.start_us)],
+            windows_cleared: vec![(d.jail.clone(), d.net)],
+            ..Default::default()
+        };
+        self.persist(c, true).await;
         self.apply_decisions(vec![d]).await;
         self.update_status();
         Ok(end)
@@ -743,6 +880,13 @@ impl Engine {
                 j.unban(&n);
                 lifted.push((j.name().to_string(), n));
             }
+        }
+        if !lifted.is_empty() {
+            let c = Commit {
+                bans_removed: lifted.clone(),
+                ..Default::default()
+            };
+            self.persist(c, true).await;
         }
         let changes = lifted
             .iter()
@@ -885,6 +1029,13 @@ impl Engine {
         for (j, n) in &removed_bans {
             self.announce_unban(j, n);
         }
+        if !summary.removed.is_empty() {
+            let c = Commit {
+                jails_removed: summary.removed.clone(),
+                ..Default::default()
+            };
+            self.persist(c, true).await;
+        }
         self.refresh_routes();
         info!(
             MESSAGE_ID = MSGID_RELOAD,
@@ -902,6 +1053,17 @@ impl Engine {
     /// Per-jail counters (for metrics and tests).
     pub fn jail(&self, name: &str) -> Option<&Jail> {
         self.jails.get(name)
+    }
+}
+
+fn stored(d: &BanDecision) -> StoredBan {
+    StoredBan {
+        jail: d.jail.clone(),
+        net: d.net,
+        start_us: d.start_us,
+        end_us: d.end_us,
+        count: d.count,
+        failures: d.failures,
     }
 }
 

@@ -107,12 +107,42 @@ pub fn start(settings: Settings, dir: &Path, start: StartAt, follow: bool) -> Ru
     )
 }
 
+/// Start an engine with a store, resuming from the snapshot's cursor when it has one.
+pub fn start_stored(
+    settings: Settings,
+    dir: &Path,
+    start: StartAt,
+    follow: bool,
+    store: f2b::store::StoreHandle,
+    snap: f2b::store::Snapshot,
+) -> Running {
+    start_full(
+        settings,
+        JournalSpec::Directory(dir.to_path_buf()),
+        start,
+        follow,
+        None,
+        Some((store, snap)),
+    )
+}
+
 pub fn start_with(
     settings: Settings,
     spec: JournalSpec,
     start: StartAt,
     follow: bool,
     fw: Option<FirewallHandle>,
+) -> Running {
+    start_full(settings, spec, start, follow, fw, None)
+}
+
+pub fn start_full(
+    settings: Settings,
+    spec: JournalSpec,
+    start: StartAt,
+    follow: bool,
+    fw: Option<FirewallHandle>,
+    store: Option<(f2b::store::StoreHandle, f2b::store::Snapshot)>,
 ) -> Running {
     let fw = fw.unwrap_or_else(|| {
         FirewallHandle::spawn(|| Ok(Box::new(DryRun::new()) as Box<dyn Firewall>)).unwrap()
@@ -130,6 +160,9 @@ pub fn start_with(
         ready: None,
         status: Some(status_tx),
         tick: None,
+        resume: store.is_some(),
+        snapshot: store.as_ref().map(|(_, s)| s.clone()),
+        store: store.map(|(h, _)| h),
     };
     let (engine, handle, cmds) = Engine::new(settings, opts);
     let events = handle.subscribe();
