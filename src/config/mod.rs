@@ -580,7 +580,7 @@ impl Resolver<'_> {
         let ports = match get!(self, ports) {
             Some((list, l)) => list
                 .iter()
-                .map(|p| parse_port(p))
+                .map(parse_port)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| self.err(l, "ports", e))?,
             None => Vec::new(),

@@ -41,7 +41,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 pub fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| usecs(d))
+        .map(usecs)
         .unwrap_or(0)
 }
 
@@ -323,10 +323,8 @@ impl Engine {
                 continue;
             };
             // Bans expire by journal time while the backlog is read.
-            if !self.caught_up {
-                if hit.time_us > self.journal_us {
-                    self.journal_us = hit.time_us;
-                }
+            if !self.caught_up && hit.time_us > self.journal_us {
+                self.journal_us = hit.time_us;
             }
             let verdict = jail.failure(hit.addr, hit.time_us, &hit.message, &self.history);
             windows.push((name.clone(), jail.key(hit.addr)));

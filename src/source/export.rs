@@ -144,7 +144,7 @@ pub fn synthetic(
             } else if k < 6 {
                 format!("Accepted publickey for deploy from 192.0.2.{} port {} ssh2: ED25519 SHA256:abc", 1 + x % 200, 1024 + x % 60000)
             } else if k < 12 {
-                format!("pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)")
+                "pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)".to_string()
             } else {
                 format!("Received disconnect from 192.0.2.{} port {}:11: disconnected by user", 1 + x % 200, 1024 + x % 60000)
             };

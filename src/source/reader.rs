@@ -113,6 +113,9 @@ pub fn spawn(
     }
 }
 
+/// One routing field and, per value, the routes it selects.
+type FieldRoutes = (&'static CStr, HashMap<Vec<u8>, Vec<usize>>);
+
 /// Routes compiled for fast per-entry dispatch.
 struct Router {
     routes: Arc<Vec<Route>>,
@@ -120,7 +123,7 @@ struct Router {
     /// When every route has the same matches, the journal-level match already routes.
     all: Option<Vec<usize>>,
     /// Per routing field: value → routes.
-    fields: Vec<(&'static CStr, HashMap<Vec<u8>, Vec<usize>>)>,
+    fields: Vec<FieldRoutes>,
     needs_pid: bool,
     pids: Vec<PidCache>,
     stats: Vec<RouteStats>,
@@ -147,7 +150,7 @@ impl Router {
             m.sort();
             Some(m) == first
         });
-        let mut fields: Vec<(&'static CStr, HashMap<Vec<u8>, Vec<usize>>)> = Vec::new();
+        let mut fields: Vec<FieldRoutes> = Vec::new();
         if !same {
             for (fi, name) in MATCH_FIELDS.iter().enumerate() {
                 let mut map: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
