@@ -28,6 +28,12 @@ fn jail(name: &str, ports: &[(u16, u16)], protocol: Protocol, verdict: Verdict) 
     }
 }
 
+#[test]
+fn nftables_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Nftables>();
+}
+
 fn sshd() -> JailRules {
     jail("sshd", &[(22, 22)], Protocol::Tcp, Verdict::Drop)
 }
@@ -675,8 +681,14 @@ fn kernel_errors_name_the_element_and_the_errno() {
                 "nft flush chain inet f2b input && nft delete set inet f2b sshd-v4 && \
                  nft add set inet f2b sshd-v4 '{ type ipv4_addr; }'",
             );
+            // Messages before and after the failing one (sshd-n4, sshd-v4, sshd-v6): the
+            // transaction is atomic and every reply is consumed (no hang, nothing stale).
             let err = fw
-                .apply(&[ban("sshd", "192.0.2.55/32", Some(60))])
+                .apply(&[
+                    ban("sshd", "10.5.0.0/16", Some(60)),
+                    ban("sshd", "192.0.2.55/32", Some(60)),
+                    ban("sshd", "2001:db8::55/128", Some(60)),
+                ])
                 .unwrap_err();
             let text = err.to_string();
             eprintln!("{text}");
@@ -686,6 +698,10 @@ fn kernel_errors_name_the_element_and_the_errno() {
             }
             assert!(text.contains("192.0.2.55"), "{text}");
             assert!(text.contains("sshd-v4"), "{text}");
+            assert!(
+                listed(&mut fw).is_empty(),
+                "nothing of the failed batch was applied"
+            );
             // setup repairs it.
             fw.setup(&[sshd()]).unwrap();
             fw.apply(&[ban("sshd", "192.0.2.55/32", Some(60))]).unwrap();
@@ -861,4 +877,52 @@ fn monitor_reports_foreign_deletions_quickly_and_ignores_our_own() {
             mon.stop();
         },
     );
+}
+
+#[test]
+fn monitor_notices_deletions_after_lost_notifications() {
+    in_netns("monitor_notices_deletions_after_lost_notifications", |ns| {
+        // The callback blocks on its first event, so the monitor stops reading while a huge
+        // batch floods the notification group and the table is deleted: the deletion
+        // notification is lost (ENOBUFS) and the monitor must find out by re-checking.
+        let (tx, rx) = mpsc::channel();
+        let (resume_tx, resume_rx) = mpsc::channel::<()>();
+        let mon = ns.run(move || {
+            let mut first = true;
+            spawn_monitor(move |ev| {
+                let _ = tx.send(ev);
+                if std::mem::take(&mut first) {
+                    let _ = resume_rx.recv();
+                }
+            })
+            .unwrap()
+        });
+        ns.run(move || {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            ns.sh("nft flush chain inet f2b input");
+            let first = rx
+                .recv_timeout(Duration::from_secs(2))
+                .expect("first event");
+            assert!(!first.overrun);
+            fw.setup(&[sshd()]).unwrap();
+            let flood: Vec<Change> = (0..400_000u32)
+                .map(|i| Change::Ban {
+                    jail: "sshd".into(),
+                    net: IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(
+                        0x0a00_0000 + i,
+                    ))),
+                    timeout: Some(Duration::from_secs(600)),
+                })
+                .collect();
+            fw.apply(&flood).unwrap();
+            ns.sh("nft delete table inet f2b");
+            resume_tx.send(()).unwrap();
+            let ev = rx.recv_timeout(Duration::from_secs(10)).expect("no event");
+            eprintln!("{ev}");
+            assert!(ev.overrun, "{ev:?}");
+            assert!(ev.table_deleted());
+        });
+        mon.stop();
+    });
 }

@@ -42,6 +42,19 @@ pub fn root_and_tools_or_skip(test: &str) -> bool {
             return false;
         }
     }
+    // Root without CAP_SYS_ADMIN (some containers) cannot create network namespaces.
+    let probe = thread::spawn(|| {
+        // SAFETY: unshare only affects this short-lived thread.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    });
+    if let Err(e) = probe.join().expect("probe thread") {
+        eprintln!("SKIP {test}: cannot create a network namespace: {e}");
+        return false;
+    }
     true
 }
 
