@@ -1,7 +1,7 @@
 //! nftables backend: programs the `inet f2b` table over netlink (libnftnl builders, our own
 //! batch/ACK handling and a safe parser for replies).
 //!
-//! Layout (see [`layout`]): one base chain `input` (hook input, priority `filter - 10`, policy
+//! Layout (see `nft/layout.rs`): one base chain `input` (hook input, priority `filter - 10`, policy
 //! accept) and, per jail, four sets — `JAIL-v4`/`JAIL-v6` for hosts (`flags timeout`) and
 //! `JAIL-n4`/`JAIL-n6` for prefixes (`flags interval,timeout`) — each with one rule
 //! `meta nfproto … [meta l4proto … [th dport …]] ip[6] saddr @SET counter drop|reject`
@@ -11,7 +11,27 @@
 //! element that is present is a delete + add in the same batch (an add of an existing element
 //! fails with EEXIST and aborts the whole transaction); if a batch fails anyway (the mirror
 //! was stale: expiry race, someone edited the sets), the affected sets are re-read and the
-//! changes are retried once.
+//! changes are retried once (after recreating the sets if they were removed).
+//!
+//! What `apply` does with addresses:
+//! - host bits are cleared (`10.1.2.3/24` → `10.1.2.0/24`); IPv4-mapped IPv6
+//!   (`::ffff:a.b.c.d`) becomes IPv4; a /0 prefix is refused;
+//! - /32 and /128 go to the host sets, shorter prefixes to the interval sets;
+//! - prefixes in one jail never overlap in the kernel (it would refuse): banning a prefix
+//!   replaces the prefixes it covers; banning a prefix inside a banned one only extends the
+//!   covering ban's timeout if the new one lasts longer;
+//! - timeouts are whole milliseconds, at least 1 ms, at most [`MAX_TIMEOUT`].
+//!
+//! Usage (the engine):
+//! ```no_run
+//! use f2b::firewall::{Firewall, FirewallHandle, nft::{Nftables, spawn_monitor}};
+//! # fn main() -> Result<(), f2b::firewall::FirewallError> {
+//! let fw = FirewallHandle::spawn(|| Ok(Box::new(Nftables::new()?) as Box<dyn Firewall>))?;
+//! let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+//! let _monitor = spawn_monitor(move |event| { let _ = tx.send(event); })?;
+//! // on rx.recv(): debounce, then fw.setup(jails) and fw.apply(all active bans)
+//! # Ok(()) }
+//! ```
 //!
 //! Only the `sys` submodule contains `unsafe` code.
 
@@ -529,13 +549,13 @@ impl Nftables {
             )
         };
         // Per set (items are grouped by set): one element list to delete, one to add.
-        let mut dels: Vec<(sys::RawSet, &str, SetKind)> = Vec::new();
-        let mut adds: Vec<(sys::RawSet, &str, SetKind)> = Vec::new();
-        for &(set, kind, net, present, fin) in items {
+        let mut dels: Vec<(sys::RawSet, &str)> = Vec::new();
+        let mut adds: Vec<(sys::RawSet, &str)> = Vec::new();
+        for &(set, _, net, present, fin) in items {
             let e = layout::net_elems(&net);
             if present {
-                if dels.last().is_none_or(|(_, s, _)| *s != set) {
-                    dels.push((new_set(set), set, kind));
+                if dels.last().is_none_or(|(_, s)| *s != set) {
+                    dels.push((new_set(set), set));
                 }
                 let raw = &mut dels.last_mut().expect("just pushed").0;
                 raw.push_elem(&e.start, 0, None, &[]);
@@ -544,8 +564,8 @@ impl Nftables {
                 }
             }
             if let Some(timeout) = fin {
-                if adds.last().is_none_or(|(_, s, _)| *s != set) {
-                    adds.push((new_set(set), set, kind));
+                if adds.last().is_none_or(|(_, s)| *s != set) {
+                    adds.push((new_set(set), set));
                 }
                 let raw = &mut adds.last_mut().expect("just pushed").0;
                 // Zero would mean "no timeout": at least 1 ms.
@@ -561,10 +581,10 @@ impl Nftables {
             }
         }
         let mut batch = self.conn.batch();
-        for (raw, set, kind) in &dels {
-            batch.add_elems(raw, nl::NFT_MSG_DELSETELEM, 0, set, kind.key_len());
+        for (raw, set) in &dels {
+            batch.add_elems(raw, nl::NFT_MSG_DELSETELEM, 0, set);
         }
-        for (raw, set, kind) in &adds {
+        for (raw, set) in &adds {
             // NLM_F_EXCL: an element we did not know about fails with EEXIST (→ re-read and
             // retry as delete + add) instead of silently keeping its old timeout (kernels
             // before timeout updates) or updating it (newer ones): same result everywhere.
@@ -573,19 +593,20 @@ impl Nftables {
                 nl::NFT_MSG_NEWSETELEM,
                 nl::NLM_F_CREATE | nl::NLM_F_EXCL,
                 set,
-                kind.key_len(),
             );
         }
         let sent = Instant::now();
         self.conn.commit(batch)?;
-        for &(set, _, net, _, fin) in items {
-            let m = self.mirror.entry(set.to_string()).or_default();
-            match fin {
-                None => {
-                    m.elems.remove(&net);
-                }
-                Some(t) => {
-                    m.elems.insert(net, t.map(|t| sent + t));
+        for group in items.chunk_by(|a, b| a.0 == b.0) {
+            let m = self.mirror.entry(group[0].0.to_string()).or_default();
+            for &(_, _, net, _, fin) in group {
+                match fin {
+                    None => {
+                        m.elems.remove(&net);
+                    }
+                    Some(t) => {
+                        m.elems.insert(net, t.map(|t| sent + t));
+                    }
                 }
             }
         }

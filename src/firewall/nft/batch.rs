@@ -33,11 +33,7 @@ pub enum What {
     /// A whole object: "add set inet f2b sshd-v4".
     Object(String),
     /// Elements of a set; the failing element is decoded from the kernel's error offset.
-    Elems {
-        op: &'static str,
-        set: String,
-        key_len: usize,
-    },
+    Elems { op: &'static str, set: String },
 }
 
 /// One nf_tables transaction being built: a single contiguous buffer (BATCH_BEGIN, messages,
@@ -98,7 +94,7 @@ impl Batch {
     }
 
     /// Adds NEWSETELEM/DELSETELEM messages for the elements pushed on `set`.
-    pub fn add_elems(&mut self, set: &RawSet, msg: u8, flags: u16, set_name: &str, key_len: usize) {
+    pub fn add_elems(&mut self, set: &RawSet, msg: u8, flags: u16, set_name: &str) {
         let op = if msg == nl::NFT_MSG_DELSETELEM {
             "delete"
         } else {
@@ -112,7 +108,6 @@ impl Batch {
                 What::Elems {
                     op,
                     set: set_name.to_string(),
-                    key_len,
                 },
             ));
         }
@@ -156,7 +151,7 @@ impl Batch {
         let (off, what) = &self.msgs[idx];
         match what {
             What::Object(s) => s.clone(),
-            What::Elems { op, set, key_len } => {
+            What::Elems { op, set } => {
                 let prep = if *op == "add" { "to" } else { "from" };
                 let msg_end = nl::messages(&self.buf[*off..])
                     .next()
@@ -175,7 +170,7 @@ impl Batch {
                         };
                         format!(
                             "{op} element {}{end} {prep} set inet f2b {set}",
-                            key_to_string(&e.key, *key_len)
+                            key_to_string(&e.key)
                         )
                     }
                     None => format!("{op} elements {prep} set inet f2b {set}"),
@@ -185,11 +180,14 @@ impl Batch {
     }
 }
 
-/// An address key as text (falls back to hex).
-pub fn key_to_string(key: &[u8], key_len: usize) -> String {
-    match (key.len(), key_len) {
-        (4, _) => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(key).unwrap()).to_string(),
-        (16, _) => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(key).unwrap()).to_string(),
+/// A key as text: an address, a port or protocol number, or hex.
+pub fn key_to_string(key: &[u8]) -> String {
+    if let Some(addr) = super::layout::key_addr(key) {
+        return addr.to_string();
+    }
+    match *key {
+        [a, b] => u16::from_be_bytes([a, b]).to_string(),
+        [a] => a.to_string(),
         _ => nl::hex(key),
     }
 }

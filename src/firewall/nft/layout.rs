@@ -285,8 +285,7 @@ fn add_anon_set(
         &set,
         nl::NFT_MSG_NEWSETELEM,
         nl::NLM_F_CREATE,
-        "(anonymous)",
-        key_len,
+        &format!("(anonymous, for {what})"),
     );
     Lookup {
         set: name.to_owned(),
