@@ -71,6 +71,7 @@ fn run(label: &str, cfg: &str, dir: &Path, n: usize) {
             store: None,
             snapshot: None,
             resume: false,
+            firewall_events: None,
         };
         let (engine, handle, cmds) = Engine::new(settings, opts);
         let (stop, stop_rx) = watch::channel(false);

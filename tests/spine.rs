@@ -472,15 +472,25 @@ async fn bans_sourced_jail_bans_repeat_offenders_everywhere() {
     e.push(fail(t + 1, "198.51.100.99"));
     e.push(fail(t + 10 * S, "198.51.100.99"));
     e.push(fail(t + 10 * S + 1, "198.51.100.99"));
-    e.push(web(t + 20 * S, "login failed for user \"x\" from 198.51.100.99"));
+    e.push(web(
+        t + 20 * S,
+        "login failed for user \"x\" from 198.51.100.99",
+    ));
     // Another address banned only twice: not a recidivist.
     e.push(fail(t + 30 * S, "198.51.100.98"));
     e.push(fail(t + 30 * S + 1, "198.51.100.98"));
-    e.push(web(t + 40 * S, "login failed for user \"x\" from 198.51.100.98"));
+    e.push(web(
+        t + 40 * S,
+        "login failed for user \"x\" from 198.51.100.98",
+    ));
     append(dir.path(), "x.journal", e);
     let mut r = start(settings(cfg), dir.path(), StartAt::Head, false);
     let bans = r.bans_until_quiet(Duration::from_secs(2)).await;
-    let recidive: Vec<&String> = bans.iter().filter(|(j, _)| j == "recidive").map(|(_, a)| a).collect();
+    let recidive: Vec<&String> = bans
+        .iter()
+        .filter(|(j, _)| j == "recidive")
+        .map(|(_, a)| a)
+        .collect();
     assert_eq!(recidive, vec!["198.51.100.99"]);
     r.task.await.unwrap().unwrap();
 }

@@ -192,7 +192,10 @@ fn kill9_at_random_points_loses_nothing_and_counts_nothing_twice() {
     let (rb, rh, rw, rc) = snap(reference.path());
     let (cb, ch, cw, cc) = snap(crashed.path());
     eprintln!("{kills} kills; reference: {} bans", rb.len());
-    assert!(kills >= 3, "only {kills} runs were killed mid-way: make the journal larger");
+    assert!(
+        kills >= 3,
+        "only {kills} runs were killed mid-way: make the journal larger"
+    );
     assert_eq!(rb.len(), 4_000);
     let diff = |a: &BTreeSet<String>, b: &BTreeSet<String>| {
         (

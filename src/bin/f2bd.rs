@@ -145,11 +145,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         StartAt::Tail
     };
-    let firewall = match args.firewall {
-        FirewallKind::None => {
-            FirewallHandle::spawn(|| Ok(Box::new(DryRun::new()) as Box<dyn Firewall>))?
+    let (fw_tx, fw_rx) = mpsc::unbounded_channel();
+    let (firewall, _monitor) = match args.firewall {
+        FirewallKind::None => (
+            FirewallHandle::spawn(|| Ok(Box::new(DryRun::new()) as Box<dyn Firewall>))?,
+            None,
+        ),
+        FirewallKind::Nftables => {
+            let fw = f2b::firewall::nft::spawn()?;
+            // Hear about `nft flush ruleset` & co. from the kernel (no polling).
+            let monitor = f2b::firewall::nft::spawn_monitor(move |ev| {
+                let _ = fw_tx.send(ev.to_string());
+            })?;
+            (fw, Some(monitor))
         }
-        FirewallKind::Nftables => f2b::firewall::nft::spawn()?,
     };
     // A saved cursor always wins (exact resume); --since/--from-start say where to begin
     // when there is none (first start, or --ephemeral).
@@ -188,6 +197,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         store,
         snapshot,
         resume,
+        firewall_events: Some(fw_rx),
     };
     let jails: Vec<String> = settings.enabled_jails().map(|j| j.name.clone()).collect();
     let (engine, handle, cmds) = Engine::new(settings, opts);

@@ -75,6 +75,9 @@ pub struct EngineOptions {
     pub snapshot: Option<Snapshot>,
     /// Resume from the snapshot's cursor when there is one (else `source.start`).
     pub resume: bool,
+    /// Someone else changed f2b's firewall objects (e.g. `nft flush ruleset`): a description
+    /// per event. The engine re-creates the table and every active ban.
+    pub firewall_events: Option<mpsc::UnboundedReceiver<String>>,
 }
 
 /// A decision or restore waiting to be announced after the firewall took it.
@@ -203,6 +206,7 @@ impl Engine {
             .tick
             .as_ref()
             .map(|(d, _)| tokio::time::interval(*d));
+        let mut fw_events = self.opts.firewall_events.take();
         let mut purge =
             tokio::time::interval_at(tokio::time::Instant::now() + PURGE_EVERY, PURGE_EVERY);
         while !self.ended {
@@ -226,6 +230,7 @@ impl Engine {
                     self.expire(now).await;
                 }
                 _ = purge.tick() => self.purge().await,
+                Some(what) = recv_opt(&mut fw_events) => self.firewall_lost(what, &mut fw_events).await,
                 _ = tick_opt(&mut tick) => {
                     if let Some((_, tx)) = &self.opts.tick {
                         let _ = tx.try_send(());
@@ -540,6 +545,49 @@ impl Engine {
                 Ok(st) => debug!(?st, "purged old state"),
                 Err(e) => warn!("state store purge: {e}"),
             }
+        }
+    }
+
+    /// The firewall lost (some of) our objects: set the table up again and re-apply every
+    /// active ban with its remaining time, in one batch. Bursts of events are coalesced.
+    async fn firewall_lost(
+        &mut self,
+        what: String,
+        rx: &mut Option<mpsc::UnboundedReceiver<String>>,
+    ) {
+        let started = std::time::Instant::now();
+        // Let a burst (flush ruleset deletes many objects) settle, then act once.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(rx) = rx {
+            while rx.try_recv().is_ok() {}
+        }
+        warn!("firewall changed behind our back ({what}); restoring the table and bans");
+        if let Err(e) = self.opts.firewall.setup(self.rules()).await {
+            warn!("firewall setup after an outside change failed: {e}");
+            return;
+        }
+        let now = now_us();
+        let mut changes = Vec::new();
+        for j in self.jails.values() {
+            for (net, b) in j.bans() {
+                if !b.active_at(now) {
+                    continue;
+                }
+                changes.push(Change::Ban {
+                    jail: j.name().to_string(),
+                    net: *net,
+                    timeout: b.end_us.map(|e| Duration::from_micros(e - now)),
+                });
+            }
+        }
+        let n = changes.len();
+        match self.opts.firewall.apply(changes).await {
+            Ok(()) => info!(
+                bans = n,
+                "firewall restored with {n} ban(s) in {:.1} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            ),
+            Err(e) => warn!("firewall: re-applying {n} ban(s) failed: {e}"),
         }
     }
 
@@ -1081,6 +1129,13 @@ pub fn host_text(net: &IpNet) -> String {
 async fn sleep_opt(d: Option<Duration>) {
     match d {
         Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_opt(rx: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<String> {
+    match rx {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }
