@@ -1,4 +1,43 @@
-//! f2b library
+//! # f2b
+//!
+//! A journald-native, systemd-integrated intrusion prevention daemon: the successor of
+//! fail2ban for hosts that run systemd. It reads the systemd journal through sd-journal,
+//! matches failures with linear-time regexes, counts them per address in jails, and bans by
+//! programming its own nftables table over netlink, with per-element kernel timeouts.
+//!
+//! # Layout
+//!
+//! The data path reads in module names:
+//!
+//! ```text
+//! source (journal reader thread) ─▶ filter (RegexSet per jail) ─▶ engine ─▶ jail (windows, decisions)
+//!                                                                   │
+//!            dbus (control plane, zbus) ──Command──▶ engine ─────────┼─▶ store (SQLite: bans, history, cursor)
+//!                                                                   └─▶ firewall (nftables worker thread)
+//! ```
+//!
+//! - [`config`]: TOML configuration in stages (raw with spans → merged drop-ins → validated
+//!   [`config::Settings`]); every error names file, line and key.
+//! - [`source`]: ONE sd-journal reader thread for all jails: union of matches, routing by unit,
+//!   filtering, cursors, follow mode that survives rotation; [`source::export`] makes real
+//!   journal files for tests and demos.
+//! - [`filter`]: filter files (TOML), `<HOST>` expansion, modes, samples; the built-in library.
+//! - [`jail`]: failure windows per address, ban decisions, incremental ban times, history.
+//!   Pure logic on the journal clock.
+//! - [`engine`]: the one task that owns jail and ban state; [`engine::api`] is its message API.
+//! - [`firewall`]: the enforcement seam ([`firewall::Firewall`]), the nftables backend and a
+//!   dry-run backend, on a worker thread.
+//! - [`dbus`]: the `org.f2b` control plane (zbus): validates, authorizes (root, or polkit on
+//!   the caller) and forwards calls to the engine; engine events become signals.
+//! - [`client`]: the D-Bus client side of the `f2b` command-line tool.
+//! - [`store`]: SQLite persistence (bans, history, journal cursor, open windows).
+//! - [`tester`]: `f2b test`, fail2ban-regex's equivalent, on the daemon's own code path.
+//! - [`logging`]: tracing to the journal with structured `F2B_*` fields and MESSAGE_IDs.
+//! - [`location`]: `file:line` for error messages.
+//!
+//! Binaries: `f2bd` (the service) and `f2b` (the command-line tool) are thin layers over
+//! this library.
+
 pub mod client;
 pub mod config;
 pub mod dbus;
@@ -7,4 +46,7 @@ pub mod filter;
 pub mod firewall;
 pub mod jail;
 pub mod location;
+pub mod logging;
 pub mod source;
+pub mod store;
+pub mod tester;

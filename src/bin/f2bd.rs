@@ -1,1 +1,262 @@
-fn main() {}
+//! f2bd: the f2b daemon. Thin: parse arguments, build, run, map errors to exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use f2b::config::{self, LoadOptions, DEFAULT_CONFIG, DEFAULT_CONFIG_TEXT};
+use f2b::engine::{Engine, EngineOptions};
+use f2b::firewall::{DryRun, Firewall, FirewallHandle};
+use f2b::logging::{self, LogTarget, MSGID_START, MSGID_STOP};
+use f2b::source::{JournalSpec, SourceConfig, StartAt};
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum FirewallKind {
+    /// Program the `inet f2b` nftables table over netlink.
+    Nftables,
+    /// Dry run: log ban decisions, change nothing.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum LogArg {
+    Auto,
+    Journal,
+    Stderr,
+}
+
+/// f2b daemon: reads the systemd journal, bans attackers with nftables.
+#[derive(Debug, Parser)]
+#[command(name = "f2bd", version, about, long_about = None)]
+struct Args {
+    /// Root configuration file; drop-ins are read from jail.d/ beside it.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Extra filter directory (searched after /usr/lib/f2b/filters and /etc/f2b/filters).
+    #[arg(long = "filter-dir", value_name = "DIR")]
+    filter_dirs: Vec<PathBuf>,
+    /// Ignore /usr/lib/f2b/filters and /etc/f2b/filters (use only built-in and --filter-dir).
+    #[arg(long)]
+    no_system_filters: bool,
+    /// Read journal files from this directory instead of the system journal.
+    #[arg(long, value_name = "DIR", conflicts_with = "journal_file")]
+    journal_dir: Option<PathBuf>,
+    /// Read these journal files instead of the system journal.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    journal_file: Vec<PathBuf>,
+    /// Without a saved cursor: start this far back (e.g. "1h", "2d") instead of at the end.
+    #[arg(long, value_name = "DURATION", conflicts_with = "from_start")]
+    since: Option<String>,
+    /// Without a saved cursor: start at the oldest entry of the journal.
+    #[arg(long)]
+    from_start: bool,
+    /// Process what is in the journal, then exit (do not follow).
+    #[arg(long)]
+    no_follow: bool,
+    /// Timer mode: resume from the saved cursor, process to the end of the journal, apply
+    /// bans (the kernel expires them), save the cursor, exit. Same as --no-follow.
+    #[arg(long)]
+    oneshot: bool,
+    /// Keep no state: no database, no cursor (tests, demos).
+    #[arg(long, conflicts_with = "state_dir")]
+    ephemeral: bool,
+    /// Enforcement backend.
+    #[arg(long, value_enum, default_value = "nftables")]
+    firewall: FirewallKind,
+    /// State directory (ban database, journal cursor).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// D-Bus to serve the control interface on: system, session, none, or a bus address.
+    #[arg(long, value_name = "BUS", default_value = "system")]
+    bus: String,
+    /// Where to log.
+    #[arg(long, value_enum, default_value = "auto")]
+    log: LogArg,
+    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    logging::init(
+        match args.log {
+            LogArg::Auto => LogTarget::Auto,
+            LogArg::Journal => LogTarget::Journal,
+            LogArg::Stderr => LogTarget::Stderr,
+        },
+        &args.log_level,
+    );
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("f2bd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("f2bd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_options(args: &Args) -> LoadOptions {
+    LoadOptions {
+        config: args
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+        // Without --config, a missing /etc/f2b/f2b.toml means "use the shipped default".
+        allow_missing: args.config.is_none(),
+        filter_dirs: args.filter_dirs.clone(),
+        no_system_filters: args.no_system_filters,
+        default_text: Some(DEFAULT_CONFIG_TEXT),
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let load = load_options(&args);
+    let mut settings = config::load(&load)?;
+    if let Some(d) = &args.state_dir {
+        settings.daemon.state_dir = d.clone();
+    }
+    let spec = match (&args.journal_dir, args.journal_file.is_empty()) {
+        (Some(d), _) => JournalSpec::Directory(d.clone()),
+        (None, false) => JournalSpec::Files(args.journal_file.clone()),
+        (None, true) => JournalSpec::System,
+    };
+    let start = if args.from_start {
+        StartAt::Head
+    } else if let Some(s) = &args.since {
+        let d = config::parse_duration(s).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+        StartAt::Since(f2b::engine::now_us().saturating_sub(d.as_micros() as u64))
+    } else {
+        StartAt::Tail
+    };
+    let (fw_tx, fw_rx) = mpsc::unbounded_channel();
+    let (firewall, _monitor) = match args.firewall {
+        FirewallKind::None => (
+            FirewallHandle::spawn(|| Ok(Box::new(DryRun::new()) as Box<dyn Firewall>))?,
+            None,
+        ),
+        FirewallKind::Nftables => {
+            let fw = f2b::firewall::nft::spawn()?;
+            // Hear about `nft flush ruleset` & co. from the kernel (no polling).
+            let monitor = f2b::firewall::nft::spawn_monitor(move |ev| {
+                let _ = fw_tx.send(ev.to_string());
+            })?;
+            (fw, Some(monitor))
+        }
+    };
+    // A saved cursor always wins (exact resume); --since/--from-start say where to begin
+    // when there is none (first start, or --ephemeral).
+    let resume = true;
+    let (store, snapshot) = if args.ephemeral {
+        (None, None)
+    } else {
+        let dir = settings.daemon.state_dir.clone();
+        let (h, snap) =
+            tokio::task::spawn_blocking(move || f2b::store::StoreHandle::spawn(&dir)).await??;
+        info!(
+            bans = snap.bans.len(),
+            cursor = snap.cursor.is_some(),
+            "state loaded from {}",
+            settings.daemon.state_dir.display()
+        );
+        (Some(h), Some(snap))
+    };
+    let (ready_tx, mut ready_rx) = watch::channel(false);
+    let (status_tx, mut status_rx) = watch::channel(String::new());
+    let watchdog = sd_notify::watchdog_enabled();
+    let (tick_tx, mut tick_rx) = mpsc::channel(4);
+    let tick_every = watchdog.map(|d| d / 2).unwrap_or(Duration::from_secs(10));
+    let opts = EngineOptions {
+        load,
+        source: SourceConfig {
+            spec,
+            start,
+            follow: !(args.no_follow || args.oneshot),
+            batch: 4096,
+        },
+        firewall,
+        ready: Some(ready_tx),
+        status: Some(status_tx),
+        tick: Some((tick_every, tick_tx)),
+        store,
+        snapshot,
+        resume,
+        firewall_events: Some(fw_rx),
+    };
+    let jails: Vec<String> = settings.enabled_jails().map(|j| j.name.clone()).collect();
+    let (engine, handle, cmds) = Engine::new(settings, opts);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut engine_task = tokio::spawn(engine.run(cmds, stop_rx));
+
+    // systemd notifications: READY once bans are restored and the journal is read.
+    tokio::spawn(async move {
+        while ready_rx.changed().await.is_ok() {
+            if *ready_rx.borrow() {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while status_rx.changed().await.is_ok() {
+            let s = status_rx.borrow().clone();
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&s)]);
+        }
+    });
+    // Watchdog pings come from the engine loop's own ticks: a stuck engine stops them.
+    tokio::spawn(async move {
+        while tick_rx.recv().await.is_some() {
+            if watchdog.is_some() {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        }
+    });
+    let _ = handle;
+    info!(
+        MESSAGE_ID = MSGID_START,
+        jails = jails.join(","),
+        "f2bd {} started with {} jail(s): {}",
+        env!("CARGO_PKG_VERSION"),
+        jails.len(),
+        jails.join(", ")
+    );
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let result = loop {
+        tokio::select! {
+            r = &mut engine_task => break r,
+            _ = tokio::signal::ctrl_c() => { let _ = stop_tx.send(true); }
+            _ = term.recv() => { let _ = stop_tx.send(true); }
+            _ = hup.recv() => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                match handle.call(f2b::engine::Command::Reload).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => warn!("reload refused, keeping the running configuration: {e}"),
+                    Err(e) => warn!("reload: {e}"),
+                }
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            }
+        }
+    };
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    info!(MESSAGE_ID = MSGID_STOP, "f2bd stopping");
+    result??;
+    Ok(())
+}

@@ -224,7 +224,13 @@ pub struct LoadOptions {
     pub filter_dirs: Vec<PathBuf>,
     /// Do not search /usr/lib/f2b/filters and /etc/f2b/filters (tests).
     pub no_system_filters: bool,
+    /// Text used in place of a missing root file (with `allow_missing`): the shipped default
+    /// configuration, so that a fresh checkout runs with the `sshd` jail enabled.
+    pub default_text: Option<&'static str>,
 }
+
+/// The shipped default configuration (`packaging/f2b.toml`).
+pub const DEFAULT_CONFIG_TEXT: &str = include_str!("../../packaging/f2b.toml");
 
 struct SourceFile {
     path: String,
@@ -265,6 +271,14 @@ pub fn load(opts: &LoadOptions) -> Result<Settings, ConfigError> {
         paths.extend(more);
     }
     let mut files = Vec::new();
+    if paths.first() != Some(&opts.config) {
+        if let Some(text) = opts.default_text {
+            files.push(SourceFile {
+                path: "builtin:packaging/f2b.toml".into(),
+                text: text.to_string(),
+            });
+        }
+    }
     for p in &paths {
         let text = fs::read_to_string(p).map_err(|source| ConfigError::Io {
             path: p.clone(),
@@ -566,7 +580,7 @@ impl Resolver<'_> {
         let ports = match get!(self, ports) {
             Some((list, l)) => list
                 .iter()
-                .map(|p| parse_port(p))
+                .map(parse_port)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| self.err(l, "ports", e))?,
             None => Vec::new(),

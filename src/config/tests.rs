@@ -23,6 +23,7 @@ fn opts(dir: &tempfile::TempDir) -> LoadOptions {
         allow_missing: false,
         filter_dirs: vec![dir.path().to_path_buf()],
         no_system_filters: true,
+        default_text: None,
     }
 }
 

@@ -91,6 +91,10 @@ pub struct Jail {
     pub cfg: JailConfig,
     windows: HashMap<IpNet, Window>,
     bans: HashMap<IpNet, ActiveBan>,
+    /// Bans lifted by the wall clock whose end is still ahead in journal time: a failure
+    /// logged while the address was banned is never counted, however late it is processed,
+    /// so live runs and replays decide alike.
+    lifted: HashMap<IpNet, u64>,
     pub counters: Counters,
     /// Addresses never banned besides `cfg.ignore` (this host's, when ignoreself).
     self_ignore: IgnoreList,
@@ -113,6 +117,7 @@ impl Jail {
             cfg,
             windows: HashMap::new(),
             bans: HashMap::new(),
+            lifted: HashMap::new(),
             counters: Counters::default(),
             self_ignore,
             prune_at: 1024,
@@ -129,10 +134,12 @@ impl Jail {
         let counters = self.counters;
         let windows = std::mem::take(&mut self.windows);
         let bans = std::mem::take(&mut self.bans);
+        let lifted = std::mem::take(&mut self.lifted);
         *self = Jail::new(cfg, self_addrs);
         self.counters = counters;
         self.windows = windows;
         self.bans = bans;
+        self.lifted = lifted;
     }
 
     /// The unit an address is counted and banned as (its aggregation prefix).
@@ -161,6 +168,12 @@ impl Jail {
             if b.active_at(t) {
                 return Verdict::AlreadyBanned;
             }
+        }
+        if let Some(&end) = self.lifted.get(&key) {
+            if t < end {
+                return Verdict::AlreadyBanned;
+            }
+            self.lifted.remove(&key);
         }
         self.counters.total_failed += 1;
         let findtime = usecs(self.cfg.findtime);
@@ -329,7 +342,22 @@ impl Jail {
                 false
             }
         });
+        for (net, b) in &out {
+            if let Some(end) = b.end_us {
+                self.lifted.insert(*net, end);
+            }
+        }
         out
+    }
+
+    /// The ban of `net` ended (timer): lift it, but keep its end so that failures logged
+    /// before it (processed late) are still not counted.
+    pub fn lift_expired(&mut self, net: &IpNet) -> Option<ActiveBan> {
+        let b = self.bans.remove(net)?;
+        if let Some(end) = b.end_us {
+            self.lifted.insert(*net, end);
+        }
+        Some(b)
     }
 
     /// The earliest end of an active ban.

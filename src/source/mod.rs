@@ -8,6 +8,7 @@
 //! the journal's inotify fd and a wake pipe (no polling sleeps), and survives rotation, vacuum
 //! and new files appearing. `sd_journal` is `!Send`, hence the thread.
 
+pub mod export;
 mod reader;
 
 use std::net::IpAddr;

@@ -113,6 +113,9 @@ pub fn spawn(
     }
 }
 
+/// One routing field and, per value, the routes it selects.
+type FieldRoutes = (&'static CStr, HashMap<Vec<u8>, Vec<usize>>);
+
 /// Routes compiled for fast per-entry dispatch.
 struct Router {
     routes: Arc<Vec<Route>>,
@@ -120,7 +123,7 @@ struct Router {
     /// When every route has the same matches, the journal-level match already routes.
     all: Option<Vec<usize>>,
     /// Per routing field: value → routes.
-    fields: Vec<(&'static CStr, HashMap<Vec<u8>, Vec<usize>>)>,
+    fields: Vec<FieldRoutes>,
     needs_pid: bool,
     pids: Vec<PidCache>,
     stats: Vec<RouteStats>,
@@ -147,7 +150,7 @@ impl Router {
             m.sort();
             Some(m) == first
         });
-        let mut fields: Vec<(&'static CStr, HashMap<Vec<u8>, Vec<usize>>)> = Vec::new();
+        let mut fields: Vec<FieldRoutes> = Vec::new();
         if !same {
             for (fi, name) in MATCH_FIELDS.iter().enumerate() {
                 let mut map: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
@@ -441,7 +444,11 @@ impl Reader {
                 {}
             }
             // Let sd-journal pick up appends, new files, rotation and deletions.
-            if let Err(e) = self.j.process() {
+            let pr = self.j.process();
+            if std::env::var_os("F2B_DEBUG_READER").is_some() {
+                eprintln!("reader: poll={n} process={pr:?}");
+            }
+            if let Err(e) = pr {
                 self.warn(format!("journal change processing failed: {e}"));
             }
         }

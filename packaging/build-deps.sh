@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install the Debian/Ubuntu packages f2b needs to build and to run its whole test suite.
+# Idempotent: installs only what is missing. Run as root (or through sudo).
+set -euo pipefail
+PKGS=(
+  pkg-config libsystemd-dev libnftnl-dev libmnl-dev libsqlite3-dev   # build
+  systemd-journal-remote                                             # real journal files in tests
+  nftables iproute2                                                  # firewall and packet tests (netns)
+  dbus dbus-daemon policykit-1                                       # private buses for D-Bus tests
+  openssh-server openssh-client sshpass                              # real sshd in the filter tests
+  util-linux procps                                                  # setpriv, unshare, nsenter, pkill
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

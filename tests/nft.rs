@@ -1,0 +1,928 @@
+//! nftables backend against the real kernel. Every test runs in its own fresh network
+//! namespace (see `support`); tests print SKIP and pass when not run as root.
+//!
+//! Run: `cargo test --test nft` (as root).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use f2b::firewall::nft::{spawn_monitor, MonitorEvent, Nftables, Removed};
+use f2b::firewall::{
+    Change, Element, Firewall, FirewallError, JailRules, PortRange, Protocol, Verdict,
+};
+use ipnet::IpNet;
+use support::{root_and_tools_or_skip, NetNs};
+
+fn jail(name: &str, ports: &[(u16, u16)], protocol: Protocol, verdict: Verdict) -> JailRules {
+    JailRules {
+        name: name.into(),
+        ports: ports
+            .iter()
+            .map(|&(first, last)| PortRange { first, last })
+            .collect(),
+        protocol,
+        verdict,
+    }
+}
+
+#[test]
+fn nftables_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Nftables>();
+}
+
+fn sshd() -> JailRules {
+    jail("sshd", &[(22, 22)], Protocol::Tcp, Verdict::Drop)
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn ban(jail: &str, n: &str, secs: Option<u64>) -> Change {
+    Change::Ban {
+        jail: jail.into(),
+        net: net(n),
+        timeout: secs.map(Duration::from_secs),
+    }
+}
+
+fn ban_ms(jail: &str, n: &str, ms: u64) -> Change {
+    Change::Ban {
+        jail: jail.into(),
+        net: net(n),
+        timeout: Some(Duration::from_millis(ms)),
+    }
+}
+
+fn unban(jail: &str, n: &str) -> Change {
+    Change::Unban {
+        jail: jail.into(),
+        net: net(n),
+    }
+}
+
+/// (jail, net) → remaining time.
+fn listed(fw: &mut Nftables) -> BTreeMap<(String, IpNet), Option<Duration>> {
+    fw.list()
+        .unwrap()
+        .into_iter()
+        .map(
+            |Element {
+                 jail,
+                 net,
+                 expires_in,
+             }| ((jail, net), expires_in),
+        )
+        .collect()
+}
+
+fn key(jail: &str, n: &str) -> (String, IpNet) {
+    (jail.to_string(), net(n))
+}
+
+/// Remaining time is within (want - slack, want].
+fn assert_left(left: Option<Duration>, want_secs: u64) {
+    let left = left.expect("element should have a timeout");
+    let want = Duration::from_secs(want_secs);
+    assert!(
+        left <= want && left + Duration::from_secs(5) > want,
+        "remaining {left:?}, expected about {want:?}"
+    );
+}
+
+/// Runs `f` with a fresh namespace, or skips.
+fn in_netns(test: &str, f: impl FnOnce(&NetNs)) {
+    if !root_and_tools_or_skip(test) {
+        return;
+    }
+    let ns = NetNs::new();
+    f(&ns);
+}
+
+/// `nft -a list chain` rule lines (with handles) of f2b's chain.
+fn rules(ns: &NetNs) -> Vec<String> {
+    ns.sh("nft -a list chain inet f2b input")
+        .lines()
+        .filter(|l| l.contains("comment \"f2b:"))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+fn set_names(ns: &NetNs) -> Vec<String> {
+    let mut v: Vec<String> = ns
+        .sh("nft list sets inet")
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("set ")
+                .map(|s| s.trim_end_matches(" {").to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn setup_is_idempotent_and_a_restart_adopts_existing_bans() {
+    in_netns(
+        "setup_is_idempotent_and_a_restart_adopts_existing_bans",
+        |ns| {
+            let jails = vec![
+                sshd(),
+                jail(
+                    "web",
+                    &[(80, 80), (443, 443)],
+                    Protocol::TcpUdp,
+                    Verdict::Reject,
+                ),
+            ];
+            let before = ns.run(|| {
+                let mut fw = Nftables::new().unwrap();
+                fw.setup(&jails).unwrap();
+                fw.apply(&[
+                    ban("sshd", "192.0.2.1/32", Some(600)),
+                    ban("sshd", "2001:db8::1/128", None),
+                    ban("web", "198.51.100.0/24", Some(600)),
+                    ban("web", "2001:db8:1:2::/64", Some(600)),
+                ])
+                .unwrap();
+                let r1 = rules(ns);
+                // Same instance, same jails: nothing changes.
+                fw.setup(&jails).unwrap();
+                assert_eq!(rules(ns), r1);
+                listed(&mut fw)
+                // `fw` dropped here: like f2bd stopping (the table stays).
+            });
+            let rules_before = rules(ns);
+            assert_eq!(rules_before.len(), 8);
+            assert_eq!(before.len(), 4);
+
+            ns.run(|| {
+                // "Restart": a new instance sets up the same jails.
+                let mut fw = Nftables::new().unwrap();
+                fw.setup(&jails).unwrap();
+                assert_eq!(rules(ns), rules_before, "rules were replaced");
+                let after = listed(&mut fw);
+                assert_eq!(
+                    after.keys().collect::<Vec<_>>(),
+                    before.keys().collect::<Vec<_>>()
+                );
+                assert_eq!(after[&key("sshd", "2001:db8::1/128")], None);
+                assert_left(after[&key("web", "198.51.100.0/24")], 600);
+                // And the adopted elements are in the new instance's mirror: re-banning one is a
+                // replace, not an EEXIST.
+                fw.apply(&[ban("sshd", "192.0.2.1/32", Some(900))]).unwrap();
+                assert_left(listed(&mut fw)[&key("sshd", "192.0.2.1/32")], 900);
+            });
+        },
+    );
+}
+
+#[test]
+fn ban_unban_and_list_with_timeouts() {
+    in_netns("ban_unban_and_list_with_timeouts", |ns| {
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            fw.apply(&[
+                ban("sshd", "192.0.2.7/32", Some(30)),
+                ban("sshd", "2001:db8::7/128", None),
+                ban("sshd", "10.20.0.0/16", Some(45)),
+                // Host bits are ignored: stored as 2001:db8:1:2::/64.
+                ban("sshd", "2001:db8:1:2::99/64", Some(50)),
+            ])
+            .unwrap();
+            let l = listed(&mut fw);
+            assert_eq!(l.len(), 4, "{l:?}");
+            assert_left(l[&key("sshd", "192.0.2.7/32")], 30);
+            assert_eq!(l[&key("sshd", "2001:db8::7/128")], None);
+            assert_left(l[&key("sshd", "10.20.0.0/16")], 45);
+            assert_left(l[&key("sshd", "2001:db8:1:2::/64")], 50);
+
+            // The kernel matches addresses inside the prefixes.
+            ns.sh("nft get element inet f2b sshd-n4 '{ 10.20.255.255 }'");
+            ns.sh("nft get element inet f2b sshd-n6 '{ 2001:db8:1:2:ffff::1 }'");
+            assert!(!ns
+                .sh_output("nft get element inet f2b sshd-n4 '{ 10.21.0.0 }'")
+                .status
+                .success());
+
+            fw.apply(&[
+                unban("sshd", "192.0.2.7/32"),
+                unban("sshd", "2001:db8::7/128"),
+                unban("sshd", "10.20.0.0/16"),
+                unban("sshd", "2001:db8:1:2::/64"),
+            ])
+            .unwrap();
+            assert!(listed(&mut fw).is_empty());
+            assert!(!ns
+                .sh_output("nft get element inet f2b sshd-n4 '{ 10.20.0.1 }'")
+                .status
+                .success());
+        });
+    });
+}
+
+#[test]
+fn reban_replaces_the_timeout() {
+    in_netns("reban_replaces_the_timeout", |ns| {
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            for n in [
+                "192.0.2.1/32",
+                "2001:db8::1/128",
+                "10.0.0.0/8",
+                "2001:db8:9::/48",
+            ] {
+                fw.apply(&[ban("sshd", n, Some(10))]).unwrap();
+                fw.apply(&[ban("sshd", n, Some(300))]).unwrap();
+                assert_left(listed(&mut fw)[&key("sshd", n)], 300);
+                fw.apply(&[ban("sshd", n, Some(20))]).unwrap(); // shorter works too
+                assert_left(listed(&mut fw)[&key("sshd", n)], 20);
+                fw.apply(&[ban("sshd", n, None)]).unwrap();
+                assert_eq!(listed(&mut fw)[&key("sshd", n)], None);
+                fw.apply(&[ban("sshd", n, Some(40))]).unwrap();
+                assert_left(listed(&mut fw)[&key("sshd", n)], 40);
+            }
+            // Several bans of the same address in one apply: the last one wins.
+            fw.apply(&[
+                ban("sshd", "192.0.2.1/32", Some(100)),
+                ban("sshd", "192.0.2.1/32", Some(200)),
+                unban("sshd", "192.0.2.1/32"),
+                ban("sshd", "192.0.2.1/32", Some(70)),
+            ])
+            .unwrap();
+            assert_left(listed(&mut fw)[&key("sshd", "192.0.2.1/32")], 70);
+            assert_eq!(listed(&mut fw).len(), 4);
+        });
+    });
+}
+
+#[test]
+fn unban_of_a_missing_element_is_not_an_error() {
+    in_netns("unban_of_a_missing_element_is_not_an_error", |ns| {
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            fw.apply(&[
+                unban("sshd", "192.0.2.1/32"),
+                unban("sshd", "2001:db8::1/128"),
+                unban("sshd", "10.0.0.0/8"),
+                unban("sshd", "2001:db8::/64"),
+            ])
+            .unwrap();
+            fw.apply(&[ban("sshd", "192.0.2.1/32", Some(60))]).unwrap();
+            fw.apply(&[unban("sshd", "192.0.2.1/32")]).unwrap();
+            fw.apply(&[unban("sshd", "192.0.2.1/32")]).unwrap();
+            // Removed behind our back: the mirror is stale, the unban still succeeds.
+            fw.apply(&[ban("sshd", "192.0.2.2/32", Some(60))]).unwrap();
+            ns.sh("nft delete element inet f2b sshd-v4 '{ 192.0.2.2 }'");
+            assert_eq!(fw.retries(), 0);
+            fw.apply(&[unban("sshd", "192.0.2.2/32")]).unwrap();
+            assert_eq!(fw.retries(), 1);
+            assert!(listed(&mut fw).is_empty());
+        });
+    });
+}
+
+#[test]
+fn stale_mirror_is_resynced_and_the_batch_retried() {
+    in_netns("stale_mirror_is_resynced_and_the_batch_retried", |ns| {
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            // Added by someone else: our add gets EEXIST, we re-read and replace it.
+            ns.sh("nft add element inet f2b sshd-v4 '{ 192.0.2.9 timeout 1h }'");
+            ns.sh("nft add element inet f2b sshd-n4 '{ 10.9.0.0/16 timeout 1h }'");
+            fw.apply(&[
+                ban("sshd", "192.0.2.9/32", Some(30)),
+                ban("sshd", "10.9.0.0/16", Some(30)),
+            ])
+            .unwrap();
+            assert_eq!(fw.retries(), 1);
+            let l = listed(&mut fw);
+            assert_left(l[&key("sshd", "192.0.2.9/32")], 30);
+            assert_left(l[&key("sshd", "10.9.0.0/16")], 30);
+        });
+    });
+}
+
+#[test]
+fn removed_jail_loses_its_sets_and_rules_others_are_untouched() {
+    in_netns(
+        "removed_jail_loses_its_sets_and_rules_others_are_untouched",
+        |ns| {
+            ns.run(|| {
+                let mut fw = Nftables::new().unwrap();
+                let web = jail("web", &[(80, 80)], Protocol::Tcp, Verdict::Drop);
+                let mail = jail(
+                    "mail",
+                    &[(25, 25), (465, 465)],
+                    Protocol::Tcp,
+                    Verdict::Reject,
+                );
+                fw.setup(&[sshd(), web.clone(), mail.clone()]).unwrap();
+                fw.apply(&[
+                    ban("sshd", "192.0.2.1/32", Some(600)),
+                    ban("web", "192.0.2.2/32", Some(600)),
+                    ban("web", "10.2.0.0/16", None),
+                    ban("mail", "192.0.2.3/32", Some(600)),
+                ])
+                .unwrap();
+                let sshd_rules: Vec<String> = rules(ns)
+                    .into_iter()
+                    .filter(|r| r.contains("f2b:sshd:"))
+                    .collect();
+                let mail_rules: Vec<String> = rules(ns)
+                    .into_iter()
+                    .filter(|r| r.contains("f2b:mail:"))
+                    .collect();
+
+                // web removed; mail's scope changed (port 587 added); sshd unchanged.
+                let mail2 = jail(
+                    "mail",
+                    &[(25, 25), (465, 465), (587, 587)],
+                    Protocol::Tcp,
+                    Verdict::Reject,
+                );
+                fw.setup(&[sshd(), mail2]).unwrap();
+
+                let names = set_names(ns);
+                assert_eq!(
+                    names,
+                    [
+                        "mail-n4", "mail-n6", "mail-v4", "mail-v6", "sshd-n4", "sshd-n6",
+                        "sshd-v4", "sshd-v6"
+                    ]
+                );
+                let now = rules(ns);
+                assert_eq!(now.len(), 8);
+                assert!(!now.iter().any(|r| r.contains("web")));
+                // sshd's rules are the very same (same handles).
+                let sshd_now: Vec<String> = now
+                    .iter()
+                    .filter(|r| r.contains("f2b:sshd:"))
+                    .cloned()
+                    .collect();
+                assert_eq!(sshd_now, sshd_rules);
+                // mail's rules were replaced and now include 587; its bans are kept.
+                let mail_now: Vec<String> = now
+                    .iter()
+                    .filter(|r| r.contains("f2b:mail:"))
+                    .cloned()
+                    .collect();
+                assert_ne!(mail_now, mail_rules);
+                assert!(mail_now.iter().all(|r| r.contains("587")), "{mail_now:?}");
+                let l = listed(&mut fw);
+                assert_eq!(
+                    l.keys().cloned().collect::<Vec<_>>(),
+                    vec![key("mail", "192.0.2.3/32"), key("sshd", "192.0.2.1/32")]
+                );
+                // The removed jail is unknown now.
+                assert!(matches!(
+                    fw.apply(&[ban("web", "192.0.2.2/32", None)]),
+                    Err(FirewallError::UnknownJail(j)) if j == "web"
+                ));
+            });
+        },
+    );
+}
+
+#[test]
+fn setup_repairs_a_modified_table() {
+    in_netns("setup_repairs_a_modified_table", |ns| {
+        // Someone (or an older version) left a table with a wrong base chain, an extra chain, a
+        // rule of their own, a set with the wrong flags, one of ours, and a stale set.
+        ns.sh("nft add table inet f2b && \
+             nft add chain inet f2b input '{ type filter hook input priority 0; policy drop; }' && \
+             nft add chain inet f2b extra && \
+             nft add rule inet f2b input jump extra && \
+             nft add rule inet f2b extra counter accept && \
+             nft add set inet f2b sshd-v4 '{ type ipv4_addr; }' && \
+             nft add element inet f2b sshd-v4 '{ 192.0.2.1 }' && \
+             nft add set inet f2b sshd-n4 '{ type ipv4_addr; flags interval,timeout; }' && \
+             nft add element inet f2b sshd-n4 '{ 10.0.0.0/8 timeout 1h }' && \
+             nft add set inet f2b gone-v4 '{ type ipv4_addr; flags timeout; }'");
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            let chains = ns.sh("nft list table inet f2b");
+            assert!(!chains.contains("chain extra"), "{chains}");
+            assert!(
+                chains.contains("type filter hook input priority filter - 10; policy accept;"),
+                "{chains}"
+            );
+            assert_eq!(set_names(ns), ["sshd-n4", "sshd-n6", "sshd-v4", "sshd-v6"]);
+            assert_eq!(rules(ns).len(), 4);
+            assert_eq!(
+                ns.sh("nft -a list chain inet f2b input")
+                    .matches("handle")
+                    .count(),
+                5
+            );
+            // sshd-v4 had to be recreated (no timeout flag); sshd-n4 was adopted with its ban.
+            let l = listed(&mut fw);
+            assert_eq!(
+                l.keys().cloned().collect::<Vec<_>>(),
+                vec![key("sshd", "10.0.0.0/8")]
+            );
+            assert_left(l[&key("sshd", "10.0.0.0/8")], 3600);
+
+            // Policy changed behind our back: the next setup restores it, rules stay.
+            let before = rules(ns);
+            ns.sh("nft chain inet f2b input '{ policy drop; }'");
+            fw.setup(&[sshd()]).unwrap();
+            assert!(ns
+                .sh("nft list chain inet f2b input")
+                .contains("policy accept;"));
+            assert_eq!(rules(ns), before);
+        });
+    });
+}
+
+#[test]
+fn huge_timeouts_are_clamped() {
+    in_netns("huge_timeouts_are_clamped", |ns| {
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            let forever = Change::Ban {
+                jail: "sshd".into(),
+                net: net("192.0.2.1/32"),
+                timeout: Some(Duration::MAX),
+            };
+            fw.apply(&[forever, ban_ms("sshd", "192.0.2.2/32", 0)])
+                .unwrap();
+            let l = listed(&mut fw);
+            let max = f2b::firewall::nft::MAX_TIMEOUT;
+            let left = l[&key("sshd", "192.0.2.1/32")].unwrap();
+            assert!(
+                left <= max && left + Duration::from_secs(5) > max,
+                "{left:?}"
+            );
+            // A zero timeout is 1 ms, not "no timeout".
+            assert!(
+                !l.contains_key(&key("sshd", "192.0.2.2/32"))
+                    || l[&key("sshd", "192.0.2.2/32")].is_some()
+            );
+        });
+    });
+}
+
+#[test]
+fn foreign_tables_are_never_touched() {
+    in_netns("foreign_tables_are_never_touched", |ns| {
+        ns.sh(
+            "nft add table inet other && \
+             nft add set inet other s '{ type ipv4_addr; flags timeout; }' && \
+             nft add element inet other s '{ 192.0.2.1 timeout 1h, 192.0.2.2 }' && \
+             nft add chain inet other input '{ type filter hook input priority 0; policy accept; }' && \
+             nft add rule inet other input ip saddr @s counter accept && \
+             nft add table ip f2b && \
+             nft add chain ip f2b input '{ type filter hook input priority 5; }' && \
+             nft add rule ip f2b input tcp dport 22 counter accept",
+        );
+        let snapshot = |ns: &NetNs| {
+            (
+                ns.sh("nft -a list table inet other | grep -v expires"),
+                ns.sh("nft -a list table ip f2b"),
+            )
+        };
+        let before = snapshot(ns);
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            fw.apply(&[
+                ban("sshd", "192.0.2.1/32", Some(60)),
+                ban("sshd", "192.0.2.0/24", None),
+            ])
+            .unwrap();
+            fw.setup(&[]).unwrap();
+            assert!(fw.list().unwrap().is_empty());
+            fw.teardown().unwrap();
+        });
+        assert_eq!(snapshot(ns), before);
+        assert!(!ns.sh("nft list tables").contains("inet f2b"));
+    });
+}
+
+#[test]
+fn kernel_expires_elements() {
+    in_netns("kernel_expires_elements", |ns| {
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            fw.apply(&[
+                ban_ms("sshd", "192.0.2.1/32", 2000),
+                ban_ms("sshd", "2001:db8::1/128", 2000),
+                ban_ms("sshd", "10.1.0.0/16", 2000),
+                ban("sshd", "192.0.2.99/32", None),
+            ])
+            .unwrap();
+            assert_eq!(listed(&mut fw).len(), 4);
+            std::thread::sleep(Duration::from_millis(2600));
+            let l = listed(&mut fw);
+            assert_eq!(
+                l.keys().cloned().collect::<Vec<_>>(),
+                vec![key("sshd", "192.0.2.99/32")]
+            );
+            // Re-banning / unbanning expired elements works.
+            fw.apply(&[
+                ban("sshd", "192.0.2.1/32", Some(60)),
+                ban("sshd", "10.1.0.0/16", Some(60)),
+            ])
+            .unwrap();
+            fw.apply(&[unban("sshd", "2001:db8::1/128")]).unwrap();
+            assert_eq!(listed(&mut fw).len(), 3);
+        });
+    });
+}
+
+#[test]
+fn multi_page_batch_of_20000_elements_in_one_apply() {
+    in_netns("multi_page_batch_of_20000_elements_in_one_apply", |ns| {
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            let nets: Vec<String> = (0..20_000u32)
+                .map(|i| std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string() + "/32")
+                .collect();
+            let v6: Vec<String> = (0..5_000u32)
+                .map(|i| format!("2001:db8::{i:x}/128"))
+                .collect();
+            let mut changes: Vec<Change> = nets.iter().map(|n| ban("sshd", n, Some(600))).collect();
+            changes.extend(v6.iter().map(|n| ban("sshd", n, Some(600))));
+            let t = Instant::now();
+            fw.apply(&changes).unwrap();
+            eprintln!("25,000 elements applied in {:?}", t.elapsed());
+            assert_eq!(listed(&mut fw).len(), 25_000);
+            // All re-banned at once: 25,000 deletes + 25,000 adds in one transaction.
+            fw.apply(&changes).unwrap();
+            assert_eq!(listed(&mut fw).len(), 25_000);
+            let unbans: Vec<Change> = nets.iter().map(|n| unban("sshd", n)).collect();
+            fw.apply(&unbans).unwrap();
+            assert_eq!(listed(&mut fw).len(), 5_000);
+        });
+    });
+}
+
+#[test]
+fn zero_prefix_is_rejected_and_nothing_is_applied() {
+    in_netns("zero_prefix_is_rejected_and_nothing_is_applied", |ns| {
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            for zero in ["0.0.0.0/0", "::/0", "10.0.0.0/0"] {
+                let err = fw
+                    .apply(&[ban("sshd", "192.0.2.1/32", None), ban("sshd", zero, None)])
+                    .unwrap_err();
+                assert!(err.to_string().contains("/0"), "{err}");
+            }
+            assert!(listed(&mut fw).is_empty());
+            assert!(matches!(
+                fw.apply(&[ban("nope", "192.0.2.1/32", None)]),
+                Err(FirewallError::UnknownJail(_))
+            ));
+        });
+    });
+}
+
+#[test]
+fn prefixes_at_the_end_of_the_address_space() {
+    in_netns("prefixes_at_the_end_of_the_address_space", |ns| {
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            fw.apply(&[
+                ban("sshd", "255.255.255.0/24", Some(60)),
+                ban("sshd", "ffff:ffff:ffff:ffff::/64", Some(60)),
+                ban("sshd", "255.255.255.255/32", Some(60)),
+                ban("sshd", "128.0.0.0/1", None),
+            ])
+            .unwrap();
+            let l = listed(&mut fw);
+            assert_eq!(l.len(), 3, "{l:?}"); // 255.255.255.0/24 lies inside 128.0.0.0/1
+            assert_eq!(l[&key("sshd", "128.0.0.0/1")], None);
+            assert_left(l[&key("sshd", "ffff:ffff:ffff:ffff::/64")], 60);
+            ns.sh("nft get element inet f2b sshd-n4 '{ 255.255.255.255 }'");
+            ns.sh("nft get element inet f2b sshd-n6 '{ ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff }'");
+            fw.apply(&[
+                unban("sshd", "ffff:ffff:ffff:ffff::/64"),
+                unban("sshd", "128.0.0.0/1"),
+            ])
+            .unwrap();
+            assert_eq!(listed(&mut fw).len(), 1);
+            assert!(!ns
+                .sh_output("nft get element inet f2b sshd-n6 '{ ffff:ffff:ffff:ffff::1 }'")
+                .status
+                .success());
+            fw.apply(&[ban("sshd", "255.255.255.0/24", Some(60))])
+                .unwrap();
+            fw.apply(&[ban("sshd", "255.255.255.0/24", Some(90))])
+                .unwrap();
+            assert_left(listed(&mut fw)[&key("sshd", "255.255.255.0/24")], 90);
+        });
+    });
+}
+
+#[test]
+fn nested_prefixes_do_not_overlap_in_the_kernel() {
+    in_netns("nested_prefixes_do_not_overlap_in_the_kernel", |ns| {
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            fw.apply(&[
+                ban("sshd", "10.0.1.0/24", Some(60)),
+                ban("sshd", "10.0.2.0/24", None),
+            ])
+            .unwrap();
+            // A covering prefix replaces the ones it covers.
+            fw.apply(&[ban("sshd", "10.0.0.0/16", Some(120))]).unwrap();
+            let l = listed(&mut fw);
+            assert_eq!(
+                l.keys().cloned().collect::<Vec<_>>(),
+                vec![key("sshd", "10.0.0.0/16")]
+            );
+            assert_left(l[&key("sshd", "10.0.0.0/16")], 120);
+            // A prefix inside an existing one extends it if it lasts longer, never splits it.
+            fw.apply(&[ban("sshd", "10.0.5.0/24", Some(600))]).unwrap();
+            let l = listed(&mut fw);
+            assert_eq!(l.len(), 1);
+            assert_left(l[&key("sshd", "10.0.0.0/16")], 600);
+            fw.apply(&[ban("sshd", "10.0.6.0/24", Some(5))]).unwrap();
+            assert_left(listed(&mut fw)[&key("sshd", "10.0.0.0/16")], 600);
+            // Same within one apply.
+            fw.apply(&[
+                ban("sshd", "2001:db8:0:1::/64", Some(60)),
+                ban("sshd", "2001:db8::/48", Some(60)),
+                ban("sshd", "2001:db8:0:2::/64", None),
+            ])
+            .unwrap();
+            let l = listed(&mut fw);
+            assert_eq!(l[&key("sshd", "2001:db8::/48")], None);
+            assert_eq!(l.len(), 2);
+        });
+    });
+}
+
+#[test]
+fn kernel_errors_name_the_element_and_the_errno() {
+    in_netns("kernel_errors_name_the_element_and_the_errno", |ns| {
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            // Someone replaces our set with one that has no timeout support.
+            ns.sh(
+                "nft flush chain inet f2b input && nft delete set inet f2b sshd-v4 && \
+                 nft add set inet f2b sshd-v4 '{ type ipv4_addr; }'",
+            );
+            // Messages before and after the failing one (sshd-n4, sshd-v4, sshd-v6): the
+            // transaction is atomic and every reply is consumed (no hang, nothing stale).
+            let err = fw
+                .apply(&[
+                    ban("sshd", "10.5.0.0/16", Some(60)),
+                    ban("sshd", "192.0.2.55/32", Some(60)),
+                    ban("sshd", "2001:db8::55/128", Some(60)),
+                ])
+                .unwrap_err();
+            let text = err.to_string();
+            eprintln!("{text}");
+            match &err {
+                FirewallError::Kernel { errno_name, .. } => assert!(!errno_name.is_empty()),
+                other => panic!("unexpected error {other:?}"),
+            }
+            assert!(text.contains("192.0.2.55"), "{text}");
+            assert!(text.contains("sshd-v4"), "{text}");
+            assert!(
+                listed(&mut fw).is_empty(),
+                "nothing of the failed batch was applied"
+            );
+            // setup repairs it.
+            fw.setup(&[sshd()]).unwrap();
+            fw.apply(&[ban("sshd", "192.0.2.55/32", Some(60))]).unwrap();
+        });
+    });
+}
+
+#[test]
+fn apply_recreates_sets_removed_behind_our_back() {
+    in_netns("apply_recreates_sets_removed_behind_our_back", |ns| {
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            fw.apply(&[ban("sshd", "192.0.2.1/32", Some(60))]).unwrap();
+            ns.sh("nft flush ruleset");
+            // The mirror still has 192.0.2.1; the sets are gone: one retry after re-setup.
+            fw.apply(&[
+                ban("sshd", "192.0.2.1/32", Some(60)),
+                ban("sshd", "192.0.2.2/32", None),
+            ])
+            .unwrap();
+            assert_eq!(listed(&mut fw).len(), 2);
+            assert_eq!(rules(ns).len(), 4);
+        });
+    });
+}
+
+#[test]
+fn teardown_deletes_the_table() {
+    in_netns("teardown_deletes_the_table", |ns| {
+        ns.run(|| {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            assert!(ns.sh("nft list tables").contains("table inet f2b"));
+            fw.teardown().unwrap();
+            assert!(!ns.sh("nft list tables").contains("table inet f2b"));
+            fw.teardown().unwrap(); // already gone: fine
+            assert!(fw.list().unwrap().is_empty());
+        });
+    });
+}
+
+/// Drops every capability of the calling thread (capset affects one thread only).
+fn drop_caps_of_this_thread() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut h = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let d = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: valid header and two data structs, as capset(2) requires for version 3.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()) };
+    assert_eq!(r, 0, "capset: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn without_cap_net_admin_permission_is_denied() {
+    in_netns("without_cap_net_admin_permission_is_denied", |ns| {
+        ns.run(|| {
+            drop_caps_of_this_thread();
+            assert!(matches!(
+                Nftables::new(),
+                Err(FirewallError::PermissionDenied)
+            ));
+            assert!(matches!(
+                spawn_monitor(|_| {}),
+                Err(FirewallError::PermissionDenied)
+            ));
+        });
+    });
+}
+
+fn monitor_in(
+    ns: &NetNs,
+) -> (
+    f2b::firewall::nft::Monitor,
+    mpsc::Receiver<(Instant, MonitorEvent)>,
+) {
+    let (tx, rx) = mpsc::channel();
+    let mon = ns.run(move || {
+        spawn_monitor(move |ev| {
+            let _ = tx.send((Instant::now(), ev));
+        })
+        .unwrap()
+    });
+    (mon, rx)
+}
+
+#[test]
+fn monitor_reports_foreign_deletions_quickly_and_ignores_our_own() {
+    in_netns(
+        "monitor_reports_foreign_deletions_quickly_and_ignores_our_own",
+        |ns| {
+            let (mon, rx) = monitor_in(ns);
+            ns.run(move || {
+                let mut fw = Nftables::new().unwrap();
+                let web = jail("web", &[(80, 80)], Protocol::Tcp, Verdict::Drop);
+                fw.setup(&[sshd(), web]).unwrap();
+                fw.apply(&[ban("sshd", "192.0.2.1/32", Some(60))]).unwrap();
+                // Our own changes, even removals, are not reported.
+                fw.setup(&[sshd()]).unwrap();
+                fw.apply(&[unban("sshd", "192.0.2.1/32")]).unwrap();
+                fw.teardown().unwrap();
+                fw.setup(&[sshd()]).unwrap();
+                assert!(
+                    rx.recv_timeout(Duration::from_millis(300)).is_err(),
+                    "own changes must not be reported"
+                );
+
+                // nft delete table inet f2b
+                let t0 = Instant::now();
+                ns.sh("nft delete table inet f2b");
+                let (at, ev) = rx.recv_timeout(Duration::from_secs(2)).expect("no event");
+                let latency = at.duration_since(t0);
+                eprintln!("delete table: {ev} after {latency:?}");
+                assert!(ev.table_deleted());
+                assert_eq!(ev.process.as_deref(), Some("nft"));
+                assert!(!ev.overrun);
+                assert!(latency < Duration::from_millis(500), "{latency:?}");
+                assert!(
+                    rx.recv_timeout(Duration::from_millis(100)).is_err(),
+                    "one event per transaction"
+                );
+
+                // The engine's reaction: setup again.
+                fw.setup(&[sshd()]).unwrap();
+                fw.apply(&[ban("sshd", "192.0.2.1/32", Some(60))]).unwrap();
+                assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+
+                // nft flush ruleset (what `systemctl restart nftables` does first).
+                ns.sh("nft add table inet other");
+                let t0 = Instant::now();
+                ns.sh("nft flush ruleset");
+                let (at, ev) = rx.recv_timeout(Duration::from_secs(2)).expect("no event");
+                eprintln!("flush ruleset: {ev} after {:?}", at.duration_since(t0));
+                assert!(ev.table_deleted());
+                assert!(ev.removed.contains(&Removed::Chain("input".into())));
+                assert!(ev.removed.contains(&Removed::Set("sshd-v4".into())));
+                assert!(at.duration_since(t0) < Duration::from_millis(500));
+
+                // Flushing just our chain is reported too.
+                fw.setup(&[sshd()]).unwrap();
+                ns.sh("nft flush chain inet f2b input");
+                let (_, ev) = rx.recv_timeout(Duration::from_secs(2)).expect("no event");
+                assert!(!ev.table_deleted());
+                assert_eq!(
+                    ev.removed
+                        .iter()
+                        .filter(|r| matches!(r, Removed::Rule { .. }))
+                        .count(),
+                    4
+                );
+
+                // Changes to other tables are not.
+                ns.sh("nft add table inet other && nft delete table inet other");
+                assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+            });
+            mon.stop();
+        },
+    );
+}
+
+#[test]
+fn monitor_notices_deletions_after_lost_notifications() {
+    in_netns("monitor_notices_deletions_after_lost_notifications", |ns| {
+        // The callback blocks on its first event, so the monitor stops reading while a huge
+        // batch floods the notification group and the table is deleted: the deletion
+        // notification is lost (ENOBUFS) and the monitor must find out by re-checking.
+        let (tx, rx) = mpsc::channel();
+        let (resume_tx, resume_rx) = mpsc::channel::<()>();
+        let mon = ns.run(move || {
+            let mut first = true;
+            spawn_monitor(move |ev| {
+                let _ = tx.send(ev);
+                if std::mem::take(&mut first) {
+                    let _ = resume_rx.recv();
+                }
+            })
+            .unwrap()
+        });
+        ns.run(move || {
+            let mut fw = Nftables::new().unwrap();
+            fw.setup(&[sshd()]).unwrap();
+            ns.sh("nft flush chain inet f2b input");
+            let first = rx
+                .recv_timeout(Duration::from_secs(2))
+                .expect("first event");
+            assert!(!first.overrun);
+            fw.setup(&[sshd()]).unwrap();
+            let flood: Vec<Change> = (0..400_000u32)
+                .map(|i| Change::Ban {
+                    jail: "sshd".into(),
+                    net: IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(
+                        0x0a00_0000 + i,
+                    ))),
+                    timeout: Some(Duration::from_secs(600)),
+                })
+                .collect();
+            fw.apply(&flood).unwrap();
+            ns.sh("nft delete table inet f2b");
+            resume_tx.send(()).unwrap();
+            let ev = rx.recv_timeout(Duration::from_secs(10)).expect("no event");
+            eprintln!("{ev}");
+            assert!(ev.overrun, "{ev:?}");
+            assert!(ev.table_deleted());
+        });
+        mon.stop();
+    });
+}

@@ -1,0 +1,215 @@
+//! State that survives: cursor resume, ban restore, crash consistency under kill -9.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Command as Proc, Stdio};
+use std::time::Duration;
+
+use common::*;
+use f2b::engine::{now_us, Command};
+use f2b::source::StartAt;
+use f2b::store::{Store, StoreHandle};
+
+const CFG: &str = "[jail.ssh]\nenabled = true\nfilter = \"testssh\"\nmaxretry = 3\nfindtime = \"1h\"\nbantime = \"1d\"\n\
+                   bantime_increment = true\n";
+
+fn with_store(dir: &std::path::Path, state: &std::path::Path, start: StartAt) -> Running {
+    let (store, snap) = StoreHandle::spawn(state).unwrap();
+    common::start_stored(settings(CFG), dir, start, false, store, snap)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_resumes_after_the_cursor_and_restores_bans() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let t = now_us() - 600 * S;
+    // Two failures of .1 (below maxretry), three of .2 (banned).
+    append(
+        dir.path(),
+        "x.journal",
+        vec![
+            fail(t, "198.51.100.1"),
+            fail(t + 1, "198.51.100.1"),
+            fail(t + 2, "198.51.100.2"),
+            fail(t + 3, "198.51.100.2"),
+            fail(t + 4, "198.51.100.2"),
+        ],
+    );
+    let mut r = with_store(dir.path(), state.path(), StartAt::Head);
+    assert_eq!(r.next_ban(10).await.1, "198.51.100.2");
+    r.task.await.unwrap().unwrap();
+    // One more failure of .1: with its window remembered, that is the third → ban.
+    append(dir.path(), "x.journal", vec![fail(t + 10, "198.51.100.1")]);
+    let mut r = with_store(dir.path(), state.path(), StartAt::Head);
+    let mut bans = BTreeSet::new();
+    bans.insert(r.next_ban(10).await.1);
+    r.task.await.unwrap().unwrap();
+    assert_eq!(bans, BTreeSet::from(["198.51.100.1".to_string()]));
+    // Nothing new: a third start re-reads nothing and counts nothing, but still has both bans.
+    let (store, snap) = StoreHandle::spawn(state.path()).unwrap();
+    assert_eq!(snap.bans.len(), 2);
+    let mut r = common::start_stored(settings(CFG), dir.path(), StartAt::Head, true, store, snap);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let j = r.handle.call(Command::ListJails).await.unwrap();
+    assert_eq!((j[0].total_failed, j[0].currently_banned), (0, 2));
+    assert!(r
+        .bans_until_quiet(Duration::from_millis(300))
+        .await
+        .is_empty());
+    // The repeat offender is known: one failure of .2 after its ban is lifted bans it again
+    // (fast re-ban), for twice as long.
+    let n = r
+        .handle
+        .call(|reply| Command::Unban {
+            jail: None,
+            addr: "198.51.100.2/32".parse().unwrap(),
+            reply,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 1);
+    append(
+        dir.path(),
+        "x.journal",
+        vec![fail(now_us(), "198.51.100.2")],
+    );
+    assert_eq!(r.next_ban(10).await.1, "198.51.100.2");
+    let (bans, _) = r
+        .handle
+        .call(|reply| Command::ListBans {
+            jail: None,
+            offset: 0,
+            limit: 10,
+            reply,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let b = bans.iter().find(|b| b.address == "198.51.100.2").unwrap();
+    assert_eq!(b.count, 2);
+    assert!((b.end_us - b.start_us) / S >= 2 * 86_400 - 1, "{b:?}");
+    r.shutdown().await;
+}
+
+/// kill -9 at random points, restart each time: the database ends up with exactly the bans
+/// of one uninterrupted run, and no entry was counted twice.
+#[test]
+fn kill9_at_random_points_loses_nothing_and_counts_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfgdir = tempfile::tempdir().unwrap();
+    let cfg = cfgdir.path().join("f2b.toml");
+    std::fs::write(&cfg, CFG).unwrap();
+    let t0 = now_us() - 3_000 * S;
+    // 4,000 attackers × 3 failures, interleaved, plus noise: 4,000 bans.
+    let mut e = Vec::new();
+    for round in 0..3u64 {
+        for a in 0..4_000u64 {
+            let ip = format!("10.{}.{}.{}", 100 + a / 65536, (a / 256) % 256, a % 256);
+            e.push(fail(t0 + (round * 4_000 + a) * 50_000, &ip));
+            if a % 4 == 0 {
+                e.push(ssh(
+                    t0 + (round * 4_000 + a) * 50_000 + 1,
+                    "Accepted publickey for x from 192.0.2.1 port 1 ssh2",
+                ));
+            }
+        }
+    }
+    append(dir.path(), "x.journal", e);
+    let f2bd = env!("CARGO_BIN_EXE_f2bd");
+    let run = |state: &std::path::Path, kill_after: Option<Duration>| -> bool {
+        let mut child = Proc::new(f2bd)
+            .args([
+                "--firewall",
+                "none",
+                "--bus",
+                "none",
+                "--log",
+                "stderr",
+                "--log-level",
+                "warn",
+                "--oneshot",
+                "--no-system-filters",
+            ])
+            .arg("--filter-dir")
+            .arg(fixtures())
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--journal-dir")
+            .arg(dir.path())
+            .arg("--state-dir")
+            .arg(state)
+            .arg("--from-start")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        if let Some(d) = kill_after {
+            std::thread::sleep(d);
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return false;
+            }
+        }
+        assert!(child.wait().unwrap().success());
+        true
+    };
+    // --from-start only applies without a saved cursor: later runs resume.
+    let reference = tempfile::tempdir().unwrap();
+    assert!(run(reference.path(), None));
+    let crashed = tempfile::tempdir().unwrap();
+    let mut seed: u64 = now_us();
+    let mut kills = 0;
+    for _ in 0..10 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        if !run(crashed.path(), Some(Duration::from_millis(5 + seed % 80))) {
+            kills += 1;
+        }
+    }
+    assert!(run(crashed.path(), None));
+    let snap = |p: &std::path::Path| {
+        let s = Store::open(p).unwrap().load(0).unwrap();
+        let bans: BTreeSet<String> = s
+            .bans
+            .iter()
+            .map(|b| {
+                format!(
+                    "{} {} {} {:?} {} {}",
+                    b.jail, b.net, b.start_us, b.end_us, b.count, b.failures
+                )
+            })
+            .collect();
+        let hist: BTreeSet<String> = s
+            .history
+            .iter()
+            .map(|(n, j, t)| format!("{n} {j} {t}"))
+            .collect();
+        (bans, hist, s.windows.len(), s.cursor)
+    };
+    let (rb, rh, rw, rc) = snap(reference.path());
+    let (cb, ch, cw, cc) = snap(crashed.path());
+    eprintln!("{kills} kills; reference: {} bans", rb.len());
+    assert!(
+        kills >= 3,
+        "only {kills} runs were killed mid-way: make the journal larger"
+    );
+    assert_eq!(rb.len(), 4_000);
+    let diff = |a: &BTreeSet<String>, b: &BTreeSet<String>| {
+        (
+            a.difference(b).count(),
+            b.difference(a).count(),
+            a.difference(b).next().cloned(),
+            b.difference(a).next().cloned(),
+        )
+    };
+    assert!(rb == cb, "bans differ: {:?}", diff(&rb, &cb));
+    assert!(
+        rh == ch,
+        "history differs (an entry counted twice or lost): {:?}",
+        diff(&rh, &ch)
+    );
+    assert_eq!((rw, rc), (cw, cc));
+}
