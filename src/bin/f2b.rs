@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use f2b::client::{self, ClientCommand};
 use f2b::config::{self, LoadOptions, DEFAULT_CONFIG, DEFAULT_CONFIG_TEXT};
+use f2b::dbus::BusSpec;
 use f2b::filter::library::{self, FilterLibrary};
 use f2b::filter::samples;
 use f2b::tester::{self, TestOptions, TestSource};
@@ -28,11 +30,14 @@ pub struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
     json: bool,
+    /// The bus f2bd serves org.f2b on: system, session, or a bus address.
+    #[arg(long, global = true, value_name = "BUS", default_value = "system")]
+    bus: String,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 enum Cmd {
     /// Validate the configuration and filters without running anything.
     Check,
@@ -61,6 +66,70 @@ enum Cmd {
         #[arg(long, default_value_t = 20_000)]
         entries: usize,
     },
+    /// The jails with their counters, or one jail's settings, counters and bans.
+    Status { jail: Option<String> },
+    /// Ban an address or prefix (CIDR) in a jail.
+    Ban {
+        jail: String,
+        addr: String,
+        /// How long, e.g. "1h" or "2d" (default: the jail's ban time).
+        #[arg(long = "for", value_name = "DURATION")]
+        for_: Option<String>,
+    },
+    /// Lift bans: `f2b unban [JAIL] ADDR…`, or every ban with `f2b unban --all [JAIL]`.
+    Unban {
+        /// Lift every ban (of JAIL, or of every jail).
+        #[arg(long)]
+        all: bool,
+        #[arg(value_name = "[JAIL] ADDR")]
+        words: Vec<String>,
+    },
+    /// Active bans of one jail or of all.
+    Bans { jail: Option<String> },
+    /// Make f2bd re-read its configuration (the running one stays if the new one is broken).
+    Reload,
+    /// Print bans and unbans as they happen, until Ctrl-C.
+    Monitor,
+    /// Past bans of an address.
+    History { addr: String },
+    /// Enable a configured jail at run time.
+    Start { jail: String },
+    /// Disable a jail at run time.
+    Stop { jail: String },
+    /// Change maxretry, findtime or bantime of a running jail (until the next reload).
+    Set {
+        jail: String,
+        /// maxretry, findtime or bantime.
+        setting: String,
+        value: String,
+    },
+}
+
+/// The commands that talk to f2bd over D-Bus.
+fn client_command(cmd: &Cmd) -> Option<anyhow::Result<ClientCommand>> {
+    Some(Ok(match cmd.clone() {
+        Cmd::Status { jail } => ClientCommand::Status { jail },
+        Cmd::Ban { jail, addr, for_ } => ClientCommand::Ban { jail, addr, for_ },
+        Cmd::Unban { all, words } => {
+            return Some(ClientCommand::unban(words, all).map_err(anyhow::Error::msg))
+        }
+        Cmd::Bans { jail } => ClientCommand::Bans { jail },
+        Cmd::Reload => ClientCommand::Reload,
+        Cmd::Monitor => ClientCommand::Monitor,
+        Cmd::History { addr } => ClientCommand::History { addr },
+        Cmd::Start { jail } => ClientCommand::Start { jail },
+        Cmd::Stop { jail } => ClientCommand::Stop { jail },
+        Cmd::Set {
+            jail,
+            setting,
+            value,
+        } => ClientCommand::Set {
+            jail,
+            setting,
+            value,
+        },
+        _ => return None,
+    }))
 }
 
 fn main() -> ExitCode {
@@ -98,6 +167,14 @@ fn filter_dirs(cli: &Cli) -> Vec<PathBuf> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
+    if let Some(cmd) = client_command(&cli.cmd) {
+        let cmd = cmd?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let code = rt.block_on(client::run(BusSpec::parse(&cli.bus), cmd, cli.json))?;
+        return Ok(u8::try_from(code).unwrap_or(1));
+    }
     match &cli.cmd {
         Cmd::Check => {
             let s = config::load(&load_opts(&cli))?;
@@ -253,5 +330,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        _ => unreachable!("daemon commands are handled above"),
     }
 }

@@ -227,7 +227,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     });
-    let _ = handle;
+    // The control plane: org.f2b on the chosen bus ("none": no D-Bus).
+    let dbus = match args.bus.as_str() {
+        "none" => None,
+        bus => match f2b::dbus::serve(f2b::dbus::BusSpec::parse(bus), handle.clone()).await {
+            Ok(server) => Some(server),
+            Err(e) => {
+                let _ = stop_tx.send(true);
+                let _ = engine_task.await;
+                return Err(e.into());
+            }
+        },
+    };
     info!(
         MESSAGE_ID = MSGID_START,
         jails = jails.join(","),
@@ -257,6 +268,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     info!(MESSAGE_ID = MSGID_STOP, "f2bd stopping");
+    if let Some(server) = dbus {
+        server.shutdown().await;
+    }
     result??;
     Ok(())
 }

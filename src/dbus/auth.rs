@@ -22,39 +22,40 @@ pub const ACTION_MANAGE: &str = "org.f2b.manage";
 const ALLOW_USER_INTERACTION: u32 = 1;
 
 /// Decides whether the sender of a call may change state.
+///
+/// It holds no connection: the proxies are made per check from the connection the call came
+/// in on (cheap, no bus traffic), because a proxy kept in an interface served by that same
+/// connection would keep it alive forever.
 #[derive(Clone)]
 pub(crate) struct Authorizer {
-    dbus: zbus::fdo::DBusProxy<'static>,
-    polkit: AuthorityProxy<'static>,
     own_uid: u32,
 }
 
 impl Authorizer {
-    pub(crate) async fn new(conn: &Connection) -> zbus::Result<Self> {
-        let dbus = zbus::fdo::DBusProxy::builder(conn)
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await?;
-        let polkit = AuthorityProxy::builder(conn)
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await?;
+    pub(crate) fn new() -> Self {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let own_uid = unsafe { libc::geteuid() };
-        Ok(Authorizer {
-            dbus,
-            polkit,
-            own_uid,
-        })
+        Authorizer { own_uid }
     }
 
     /// `Ok(())` if the sender of `hdr` may perform `action`, else `NotAuthorized`.
-    pub(crate) async fn check(&self, hdr: Option<&Header<'_>>, action: &str) -> Result<()> {
+    pub(crate) async fn check(
+        &self,
+        conn: &Connection,
+        hdr: Option<&Header<'_>>,
+        action: &str,
+    ) -> Result<()> {
         let sender = hdr
             .and_then(|h| h.sender())
             .ok_or_else(|| Error::NotAuthorized("the call has no sender".into()))?;
-        let uid = self
-            .dbus
+        let proxy_err =
+            |e: zbus::Error| Error::NotAuthorized(format!("cannot check the caller: {e}"));
+        let dbus = zbus::fdo::DBusProxy::builder(conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(proxy_err)?;
+        let uid = dbus
             .get_connection_unix_user(sender.clone().into())
             .await
             .map_err(|e| {
@@ -70,8 +71,12 @@ impl Authorizer {
             tracing::info!(caller = %sender, uid, action, "refused: {why}");
             Error::NotAuthorized(format!("uid {uid} is not authorized for {action}: {why}"))
         };
-        match self
-            .polkit
+        let polkit = AuthorityProxy::builder(conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(proxy_err)?;
+        match polkit
             .check_authorization(
                 &subject,
                 action,

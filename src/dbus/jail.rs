@@ -24,8 +24,13 @@ impl JailObject {
             .await??)
     }
 
-    async fn set_enabled(&self, hdr: &Header<'_>, enabled: bool) -> Result<()> {
-        self.shared.authorize(hdr).await?;
+    async fn set_enabled(
+        &self,
+        conn: &zbus::Connection,
+        hdr: &Header<'_>,
+        enabled: bool,
+    ) -> Result<()> {
+        self.shared.authorize(conn, hdr).await?;
         let jail = self.name.clone();
         Ok(self
             .shared
@@ -38,9 +43,14 @@ impl JailObject {
             .await??)
     }
 
-    async fn set_tunable(&self, hdr: Option<&Header<'_>>, value: Tunable) -> Result<()> {
+    async fn set_tunable(
+        &self,
+        conn: &zbus::Connection,
+        hdr: Option<&Header<'_>>,
+        value: Tunable,
+    ) -> Result<()> {
         let hdr = hdr.ok_or_else(|| Error::NotAuthorized("the call has no sender".into()))?;
-        self.shared.authorize(hdr).await?;
+        self.shared.authorize(conn, hdr).await?;
         let jail = self.name.clone();
         Ok(self
             .shared
@@ -59,18 +69,24 @@ impl JailObject {
         address: &str,
         seconds: u64,
         #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<u64> {
         let addr = validate::address(address)?;
         let duration = validate::ban_seconds(seconds)?;
-        self.shared.authorize(&hdr).await?;
+        self.shared.authorize(conn, &hdr).await?;
         self.shared.ban(self.name.clone(), addr, duration).await
     }
 
     /// Unban `address` from this jail; returns how many bans were lifted (0 or 1).
     #[zbus(out_args("count"))]
-    async fn unban(&self, address: &str, #[zbus(header)] hdr: Header<'_>) -> Result<u32> {
+    async fn unban(
+        &self,
+        address: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<u32> {
         let addr = validate::address(address)?;
-        self.shared.authorize(&hdr).await?;
+        self.shared.authorize(conn, &hdr).await?;
         self.shared.unban(Some(self.name.clone()), addr).await
     }
 
@@ -83,13 +99,21 @@ impl JailObject {
     }
 
     /// Enable the jail at run time (until the next reload).
-    async fn start(&self, #[zbus(header)] hdr: Header<'_>) -> Result<()> {
-        self.set_enabled(&hdr, true).await
+    async fn start(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<()> {
+        self.set_enabled(conn, &hdr, true).await
     }
 
     /// Disable the jail at run time (its bans are lifted).
-    async fn stop(&self, #[zbus(header)] hdr: Header<'_>) -> Result<()> {
-        self.set_enabled(&hdr, false).await
+    async fn stop(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<()> {
+        self.set_enabled(conn, &hdr, false).await
     }
 
     #[zbus(property(emits_changed_signal = "const"))]
@@ -118,9 +142,11 @@ impl JailObject {
         &self,
         value: u32,
         #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<()> {
         let n = validate::max_retry(value)?;
-        self.set_tunable(hdr.as_ref(), Tunable::MaxRetry(n)).await
+        self.set_tunable(conn, hdr.as_ref(), Tunable::MaxRetry(n))
+            .await
     }
 
     /// Seconds.
@@ -134,9 +160,11 @@ impl JailObject {
         &self,
         value: u64,
         #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<()> {
         let d = validate::find_time(value)?;
-        self.set_tunable(hdr.as_ref(), Tunable::FindTime(d)).await
+        self.set_tunable(conn, hdr.as_ref(), Tunable::FindTime(d))
+            .await
     }
 
     /// Seconds; -1 = permanent.
@@ -150,9 +178,11 @@ impl JailObject {
         &self,
         value: i64,
         #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<()> {
         let d = validate::ban_time(value)?;
-        self.set_tunable(hdr.as_ref(), Tunable::BanTime(d)).await
+        self.set_tunable(conn, hdr.as_ref(), Tunable::BanTime(d))
+            .await
     }
 
     #[zbus(property)]

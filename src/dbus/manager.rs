@@ -58,11 +58,12 @@ impl Manager {
         address: &str,
         seconds: u64,
         #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<u64> {
         let jail = validate::jail(jail)?;
         let addr = validate::address(address)?;
         let duration = validate::ban_seconds(seconds)?;
-        self.shared.authorize(&hdr).await?;
+        self.shared.authorize(conn, &hdr).await?;
         self.shared.ban(jail, addr, duration).await
     }
 
@@ -73,18 +74,24 @@ impl Manager {
         jail: &str,
         address: &str,
         #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<u32> {
         let jail = validate::opt_jail(jail)?;
         let addr = validate::address(address)?;
-        self.shared.authorize(&hdr).await?;
+        self.shared.authorize(conn, &hdr).await?;
         self.shared.unban(jail, addr).await
     }
 
     /// Lift every ban of `jail` (of every jail when empty).
     #[zbus(out_args("count"))]
-    async fn unban_all(&self, jail: &str, #[zbus(header)] hdr: Header<'_>) -> Result<u32> {
+    async fn unban_all(
+        &self,
+        jail: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<u32> {
         let jail = validate::opt_jail(jail)?;
-        self.shared.authorize(&hdr).await?;
+        self.shared.authorize(conn, &hdr).await?;
         Ok(self
             .shared
             .engine
@@ -98,8 +105,9 @@ impl Manager {
     async fn reload(
         &self,
         #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<(Vec<String>, Vec<String>, Vec<String>, Vec<String>)> {
-        self.shared.authorize(&hdr).await?;
+        self.shared.authorize(conn, &hdr).await?;
         let ReloadSummary {
             added,
             removed,

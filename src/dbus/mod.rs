@@ -125,8 +125,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    async fn authorize(&self, hdr: &Header<'_>) -> error::Result<()> {
-        self.auth.check(Some(hdr), ACTION_MANAGE).await
+    async fn authorize(&self, conn: &Connection, hdr: &Header<'_>) -> error::Result<()> {
+        self.auth.check(conn, Some(hdr), ACTION_MANAGE).await
     }
 
     async fn jail_names(&self) -> error::Result<Vec<String>> {
@@ -180,7 +180,7 @@ impl Shared {
 }
 
 /// The running control plane. Dropping it stops forwarding events and closes the connection
-/// (the bus then releases `org.f2b`).
+/// (the bus then releases `org.f2b`); [`DbusServer::shutdown`] does it in order.
 pub struct DbusServer {
     conn: Connection,
     events: JoinHandle<()>,
@@ -192,13 +192,15 @@ impl DbusServer {
         &self.conn
     }
 
-    /// Release the name, stop forwarding events and close the connection.
+    /// Release the name (clients see f2bd go at once), stop forwarding events and close the
+    /// connection. Calls still running get no reply.
     pub async fn shutdown(self) {
-        let _ = self.conn.release_name(BUS_NAME).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), self.conn.release_name(BUS_NAME)).await;
         self.events.abort();
         let conn = self.conn.clone();
         drop(self);
-        conn.graceful_shutdown().await;
+        let _ = conn.close().await;
     }
 }
 
@@ -219,8 +221,10 @@ pub async fn serve(bus: BusSpec, engine: EngineHandle) -> Result<DbusServer, Dbu
         bus: bus.clone(),
         source,
     };
-    let auth = auth::Authorizer::new(&conn).await.map_err(bus_err)?;
-    let shared = Arc::new(Shared { engine, auth });
+    let shared = Arc::new(Shared {
+        engine,
+        auth: auth::Authorizer::new(),
+    });
     // Subscribe before listing, so that no JailsChanged falls in between.
     let rx = shared.engine.subscribe();
     let jails = shared.engine.call(Command::ListJails).await?;
