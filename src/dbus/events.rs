@@ -40,7 +40,10 @@ pub(crate) async fn add_jail(
 /// What was last announced for one jail object.
 struct JailState {
     last: Option<JailInfo>,
-    last_emit: Option<Instant>,
+    /// When its values were last fetched (and announced, if they had changed): values are
+    /// fetched at most once per interval, so a flood of events costs one engine call per
+    /// second per jail.
+    last_check: Option<Instant>,
     dirty: bool,
 }
 
@@ -66,7 +69,7 @@ pub(crate) async fn forward(
                     j.name.clone(),
                     JailState {
                         last: Some(j),
-                        last_emit: None,
+                        last_check: None,
                         dirty: false,
                     },
                 )
@@ -103,7 +106,7 @@ impl Forwarder {
         self.jails
             .values()
             .filter(|s| s.dirty)
-            .map(|s| match s.last_emit {
+            .map(|s| match s.last_check {
                 Some(t) => t + PROPERTIES_INTERVAL,
                 None => Instant::now(),
             })
@@ -191,7 +194,7 @@ impl Forwarder {
                     name.clone(),
                     JailState {
                         last: None,
-                        last_emit: None,
+                        last_check: None,
                         dirty: false,
                     },
                 );
@@ -226,7 +229,7 @@ impl Forwarder {
             .iter()
             .filter(|(_, s)| {
                 s.dirty
-                    && s.last_emit
+                    && s.last_check
                         .is_none_or(|t| now.duration_since(t) >= PROPERTIES_INTERVAL)
             })
             .map(|(k, _)| k.clone())
@@ -239,6 +242,7 @@ impl Forwarder {
                 _ => {
                     if let Some(s) = self.jails.get_mut(&name) {
                         s.dirty = false;
+                        s.last_check = Some(now);
                     }
                     continue;
                 }
@@ -247,12 +251,12 @@ impl Forwarder {
                 continue;
             };
             state.dirty = false;
+            state.last_check = Some(now);
             let changed = changed_properties(state.last.as_ref(), &info);
             state.last = Some(info);
             if changed.is_empty() {
                 continue;
             }
-            state.last_emit = Some(now);
             let res = async {
                 let emitter = SignalEmitter::new(&self.conn, jail_path(&name))?;
                 zbus::fdo::Properties::properties_changed(
