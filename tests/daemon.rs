@@ -272,18 +272,35 @@ fn start_restores_100000_bans_from_the_store() {
         let bans = (0..100_000u32)
             .map(|i| f2b::store::StoredBan {
                 jail: "webby".into(),
-                net: ipnet::IpNet::from(std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i))),
+                net: ipnet::IpNet::from(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+                    0x0a00_0000 + i,
+                ))),
                 start_us: now,
                 end_us: Some(now + 3_600_000_000),
                 count: 1,
                 failures: 2,
             })
             .collect();
-        s.commit(&f2b::store::Commit { bans_added: bans, ..Default::default() }).unwrap();
+        s.commit(&f2b::store::Commit {
+            bans_added: bans,
+            ..Default::default()
+        })
+        .unwrap();
     }
     let t = Instant::now();
     let d = Daemon::start(&ns, &cfg, &journal, &state);
-    let n = wait_for(Duration::from_secs(20), || ns.run(|| f2b::firewall::nft::Nftables::new().unwrap().list().unwrap().len()) == 100_000);
-    eprintln!("100,000 bans back in the kernel {:?} after start ({n:?} of polling)", t.elapsed());
+    let n = wait_for(Duration::from_secs(20), || {
+        ns.run(|| {
+            f2b::firewall::nft::Nftables::new()
+                .unwrap()
+                .list()
+                .unwrap()
+                .len()
+        }) == 100_000
+    });
+    eprintln!(
+        "100,000 bans back in the kernel {:?} after start ({n:?} of polling)",
+        t.elapsed()
+    );
     d.stop();
 }
