@@ -252,3 +252,55 @@ fn restart_keeps_bans_and_a_flushed_ruleset_is_repaired_within_a_second() {
     );
     d.stop();
 }
+
+/// 100,000 bans in the store come back into the kernel at start, in one pass.
+#[test]
+fn start_restores_100000_bans_from_the_store() {
+    if !root_and_tools_or_skip("start_restores_100000_bans_from_the_store") {
+        return;
+    }
+    use f2b::firewall::Firewall;
+    let ns = NetNs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, state) = (dir.path().join("journal"), dir.path().join("state"));
+    append(&journal, "x.journal", vec![ssh(now_us(), "starting")]);
+    let cfg = dir.path().join("f2b.toml");
+    std::fs::write(&cfg, CFG).unwrap();
+    {
+        let mut s = f2b::store::Store::open(&state).unwrap();
+        let now = now_us();
+        let bans = (0..100_000u32)
+            .map(|i| f2b::store::StoredBan {
+                jail: "webby".into(),
+                net: ipnet::IpNet::from(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+                    0x0a00_0000 + i,
+                ))),
+                start_us: now,
+                end_us: Some(now + 3_600_000_000),
+                count: 1,
+                failures: 2,
+            })
+            .collect();
+        s.commit(&f2b::store::Commit {
+            bans_added: bans,
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let t = Instant::now();
+    let d = Daemon::start(&ns, &cfg, &journal, &state);
+    let n = wait_for(Duration::from_secs(20), || {
+        ns.run(|| {
+            f2b::firewall::nft::Nftables::new()
+                .unwrap()
+                .list()
+                .unwrap()
+                .len()
+        }) == 100_000
+    });
+    eprintln!(
+        "100,000 bans back in the kernel {:?} after start ({n:?} of polling)",
+        t.elapsed()
+    );
+    d.stop();
+}

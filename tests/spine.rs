@@ -466,23 +466,18 @@ async fn bans_sourced_jail_bans_repeat_offenders_everywhere() {
     let cfg = "[jail.ssh]\nenabled = true\nfilter = \"testssh\"\nmaxretry = 2\nbantime = \"1s\"\n\
                [jail.web]\nenabled = true\nfilter = \"testweb\"\nmaxretry = 1\nbantime = \"1s\"\n\
                [jail.recidive]\nenabled = true\nsource = \"bans\"\nmaxretry = 3\nfindtime = \"1d\"\nbantime = \"1w\"\n";
-    let mut e = Vec::new();
     // Banned in ssh at t+0 and t+10, in web at t+20: the third ban anywhere → recidive.
-    e.push(fail(t, "198.51.100.99"));
-    e.push(fail(t + 1, "198.51.100.99"));
-    e.push(fail(t + 10 * S, "198.51.100.99"));
-    e.push(fail(t + 10 * S + 1, "198.51.100.99"));
-    e.push(web(
-        t + 20 * S,
-        "login failed for user \"x\" from 198.51.100.99",
-    ));
-    // Another address banned only twice: not a recidivist.
-    e.push(fail(t + 30 * S, "198.51.100.98"));
-    e.push(fail(t + 30 * S + 1, "198.51.100.98"));
-    e.push(web(
-        t + 40 * S,
-        "login failed for user \"x\" from 198.51.100.98",
-    ));
+    // Another address banned only twice is not a recidivist.
+    let e = vec![
+        fail(t, "198.51.100.99"),
+        fail(t + 1, "198.51.100.99"),
+        fail(t + 10 * S, "198.51.100.99"),
+        fail(t + 10 * S + 1, "198.51.100.99"),
+        web(t + 20 * S, "login failed for user \"x\" from 198.51.100.99"),
+        fail(t + 30 * S, "198.51.100.98"),
+        fail(t + 30 * S + 1, "198.51.100.98"),
+        web(t + 40 * S, "login failed for user \"x\" from 198.51.100.98"),
+    ];
     append(dir.path(), "x.journal", e);
     let mut r = start(settings(cfg), dir.path(), StartAt::Head, false);
     let bans = r.bans_until_quiet(Duration::from_secs(2)).await;

@@ -1,6 +1,7 @@
 //! State that survives: cursor resume, ban restore, crash consistency under kill -9.
 
 mod common;
+mod support;
 
 use std::collections::BTreeSet;
 use std::process::{Command as Proc, Stdio};
@@ -100,6 +101,8 @@ fn kill9_at_random_points_loses_nothing_and_counts_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let cfgdir = tempfile::tempdir().unwrap();
     let cfg = cfgdir.path().join("f2b.toml");
+    let reference = tempfile::tempdir().unwrap();
+    let reference_path = reference.path().to_path_buf();
     std::fs::write(&cfg, CFG).unwrap();
     let t0 = now_us() - 3_000 * S;
     // 4,000 attackers × 3 failures, interleaved, plus noise: 4,000 bans.
@@ -118,11 +121,20 @@ fn kill9_at_random_points_loses_nothing_and_counts_nothing_twice() {
     }
     append(dir.path(), "x.journal", e);
     let f2bd = env!("CARGO_BIN_EXE_f2bd");
+    // As root, each run enforces in a network namespace of its own (reference, crashed), so
+    // the kernel sets are compared too; otherwise the dry-run firewall.
+    let root = is_root();
+    let ref_ns = root.then(support::NetNs::new);
+    let crash_ns = root.then(support::NetNs::new);
     let run = |state: &std::path::Path, kill_after: Option<Duration>| -> bool {
-        let mut child = Proc::new(f2bd)
+        let ns = if state == reference_path {
+            ref_ns.as_ref()
+        } else {
+            crash_ns.as_ref()
+        };
+        let mut cmd = Proc::new(f2bd);
+        cmd.args(["--firewall", if root { "nftables" } else { "none" }])
             .args([
-                "--firewall",
-                "none",
                 "--bus",
                 "none",
                 "--log",
@@ -141,9 +153,11 @@ fn kill9_at_random_points_loses_nothing_and_counts_nothing_twice() {
             .arg("--state-dir")
             .arg(state)
             .arg("--from-start")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stdout(Stdio::null());
+        let mut child = match ns {
+            Some(ns) => ns.run(move || cmd.spawn().unwrap()),
+            None => cmd.spawn().unwrap(),
+        };
         if let Some(d) = kill_after {
             std::thread::sleep(d);
             if child.try_wait().unwrap().is_none() {
@@ -156,7 +170,6 @@ fn kill9_at_random_points_loses_nothing_and_counts_nothing_twice() {
         true
     };
     // --from-start only applies without a saved cursor: later runs resume.
-    let reference = tempfile::tempdir().unwrap();
     assert!(run(reference.path(), None));
     let crashed = tempfile::tempdir().unwrap();
     let mut seed: u64 = now_us();
@@ -212,4 +225,16 @@ fn kill9_at_random_points_loses_nothing_and_counts_nothing_twice() {
         diff(&rh, &ch)
     );
     assert_eq!((rw, rc), (cw, cc));
+    if let (Some(a), Some(b)) = (&ref_ns, &crash_ns) {
+        use f2b::firewall::Firewall;
+        let kernel = |ns: &support::NetNs| -> BTreeSet<String> {
+            ns.run(|| f2b::firewall::nft::Nftables::new().unwrap().list().unwrap())
+                .iter()
+                .map(|e| format!("{} {}", e.jail, e.net))
+                .collect()
+        };
+        let (ka, kb) = (kernel(a), kernel(b));
+        assert_eq!(ka.len(), 4_000);
+        assert!(ka == kb, "kernel sets differ: {:?}", diff(&ka, &kb));
+    }
 }

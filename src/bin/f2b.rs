@@ -59,6 +59,11 @@ enum Cmd {
     },
     /// List the installed filters with their journal matches and modes.
     Filters,
+    /// Read f2b's nftables table directly from the kernel (root; works without the daemon).
+    Firewall {
+        #[command(subcommand)]
+        cmd: FirewallCmd,
+    },
     /// Write a demonstration journal (sshd attacks among ordinary traffic) into DIR.
     DemoJournal {
         dir: PathBuf,
@@ -130,6 +135,14 @@ fn client_command(cmd: &Cmd) -> Option<anyhow::Result<ClientCommand>> {
         },
         _ => return None,
     }))
+}
+
+#[derive(Debug, Subcommand)]
+enum FirewallCmd {
+    /// List every banned element of every jail with its remaining time.
+    Show,
+    /// Delete f2b's table (every ban). The daemon, if running, re-creates it.
+    Flush,
 }
 
 fn main() -> ExitCode {
@@ -315,6 +328,37 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 writeln!(out, "{}", serde_json::json!({"summary": sum}))?;
             } else {
                 tester::print_summary(&mut out, &def, &compiled, &src, &sum, *all_units)?;
+            }
+            Ok(0)
+        }
+        Cmd::Firewall { cmd } => {
+            let fw = f2b::firewall::nft::spawn()?;
+            match cmd {
+                FirewallCmd::Show => {
+                    let els = fw.list_blocking()?;
+                    if cli.json {
+                        println!("{}", serde_json::to_string_pretty(&els)?);
+                    } else {
+                        if els.is_empty() {
+                            println!("no bans in table inet {}", f2b::firewall::TABLE_NAME);
+                        }
+                        for (jail, list) in f2b::firewall::by_jail(&els) {
+                            println!("{jail}: {} banned", list.len());
+                            for e in list {
+                                let left = e
+                                    .expires_in
+                                    .map(config::format_duration)
+                                    .unwrap_or_else(|| "permanent".into());
+                                println!("  {:<43} {left}", f2b::engine::host_text(&e.net));
+                            }
+                        }
+                    }
+                }
+                FirewallCmd::Flush => {
+                    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+                    rt.block_on(fw.teardown())?;
+                    println!("deleted table inet {}", f2b::firewall::TABLE_NAME);
+                }
             }
             Ok(0)
         }

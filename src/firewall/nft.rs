@@ -879,6 +879,12 @@ fn decode_elems(kind: SetKind, elems: &[nl::ElemInfo]) -> Vec<(IpNet, Option<Dur
     out
 }
 
+/// Start the firewall worker thread with the nftables backend (in the current network
+/// namespace). Fails at once without CAP_NET_ADMIN.
+pub fn spawn() -> Result<super::FirewallHandle, FirewallError> {
+    super::FirewallHandle::spawn(|| Ok(Box::new(Nftables::new()?) as Box<dyn Firewall>))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -973,10 +979,4 @@ mod tests {
         assert_eq!(supernets(&n).count(), 23);
         assert_eq!(last_subnet(&n), "10.1.2.255/32".parse().unwrap());
     }
-}
-
-/// Start the firewall worker thread with the nftables backend (in the current network
-/// namespace). Fails at once without CAP_NET_ADMIN.
-pub fn spawn() -> Result<super::FirewallHandle, FirewallError> {
-    super::FirewallHandle::spawn(|| Ok(Box::new(Nftables::new()?) as Box<dyn Firewall>))
 }
