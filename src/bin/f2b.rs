@@ -37,7 +37,7 @@ pub struct Cli {
     cmd: Cmd,
 }
 
-#[derive(Debug, Clone, Subcommand)]
+#[derive(Debug, Subcommand)]
 enum Cmd {
     /// Validate the configuration and filters without running anything.
     Check,
@@ -112,26 +112,31 @@ enum Cmd {
 
 /// The commands that talk to f2bd over D-Bus.
 fn client_command(cmd: &Cmd) -> Option<anyhow::Result<ClientCommand>> {
-    Some(Ok(match cmd.clone() {
-        Cmd::Status { jail } => ClientCommand::Status { jail },
-        Cmd::Ban { jail, addr, for_ } => ClientCommand::Ban { jail, addr, for_ },
+    let c = |s: &String| s.clone();
+    Some(Ok(match cmd {
+        Cmd::Status { jail } => ClientCommand::Status { jail: jail.clone() },
+        Cmd::Ban { jail, addr, for_ } => ClientCommand::Ban {
+            jail: c(jail),
+            addr: c(addr),
+            for_: for_.clone(),
+        },
         Cmd::Unban { all, words } => {
-            return Some(ClientCommand::unban(words, all).map_err(anyhow::Error::msg))
+            return Some(ClientCommand::unban(words.clone(), *all).map_err(anyhow::Error::msg))
         }
-        Cmd::Bans { jail } => ClientCommand::Bans { jail },
+        Cmd::Bans { jail } => ClientCommand::Bans { jail: jail.clone() },
         Cmd::Reload => ClientCommand::Reload,
         Cmd::Monitor => ClientCommand::Monitor,
-        Cmd::History { addr } => ClientCommand::History { addr },
-        Cmd::Start { jail } => ClientCommand::Start { jail },
-        Cmd::Stop { jail } => ClientCommand::Stop { jail },
+        Cmd::History { addr } => ClientCommand::History { addr: c(addr) },
+        Cmd::Start { jail } => ClientCommand::Start { jail: c(jail) },
+        Cmd::Stop { jail } => ClientCommand::Stop { jail: c(jail) },
         Cmd::Set {
             jail,
             setting,
             value,
         } => ClientCommand::Set {
-            jail,
-            setting,
-            value,
+            jail: c(jail),
+            setting: c(setting),
+            value: c(value),
         },
         _ => return None,
     }))
