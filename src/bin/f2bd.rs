@@ -204,15 +204,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut engine_task = tokio::spawn(engine.run(cmds, stop_rx));
 
-    // systemd notifications: READY once bans are restored and the journal is read.
-    tokio::spawn(async move {
-        while ready_rx.changed().await.is_ok() {
-            if *ready_rx.borrow() {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-                break;
-            }
-        }
-    });
     tokio::spawn(async move {
         while status_rx.changed().await.is_ok() {
             let s = status_rx.borrow().clone();
@@ -239,6 +230,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         },
     };
+    // systemd notifications: READY once bans are restored, the journal is being read and
+    // org.f2b is on the bus (so `Type=notify` ordering also covers D-Bus clients).
+    tokio::spawn(async move {
+        while !*ready_rx.borrow_and_update() {
+            if ready_rx.changed().await.is_err() {
+                return;
+            }
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    });
     info!(
         MESSAGE_ID = MSGID_START,
         jails = jails.join(","),
