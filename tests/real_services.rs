@@ -509,6 +509,9 @@ fn expect(
 // ---------------------------------------------------------------------------------------------
 // OpenSSH
 
+/// A raw TCP probe run from the attacker namespace.
+type Probe = Box<dyn Fn() + Send + Sync>;
+
 const SSHD_BINS: &[&str] = &[
     "/usr/sbin/sshd",
     "/usr/bin/ssh",
@@ -839,7 +842,7 @@ fn sshd_real_failures_are_detected_with_the_attackers_address() {
 
     // Probes: ddos and aggressive, never normal.
     let srv: SocketAddr = format!("{SRV4}:22").parse().unwrap();
-    let probes: Vec<(&str, Box<dyn Fn() + Send + Sync>)> = vec![
+    let probes: Vec<(&str, Probe)> = vec![
         (
             "HTTP request to the SSH port",
             Box::new(move || {
@@ -905,6 +908,9 @@ fn sshd_real_failures_are_detected_with_the_attackers_address() {
 
 // ---------------------------------------------------------------------------------------------
 // Dovecot (IMAP)
+
+/// (what, server, attacker address, user, passwords, minimum failures)
+type ImapCase<'a> = (&'a str, SocketAddr, &'a str, &'a str, &'a [&'a str], usize);
 
 const DOVECOT_BINS: &[&str] = &[
     "/usr/sbin/dovecot",
@@ -1002,7 +1008,7 @@ fn dovecot_real_failures_are_detected_with_the_attackers_address() {
     let v = judge.judge(&e);
     expect("successful IMAP login", &e, &v, ATK4, &[], &both);
 
-    let cases: [(&str, SocketAddr, &str, &str, &[&str], usize); 5] = [
+    let cases: [ImapCase; 5] = [
         ("wrong password", srv4, ATK4, "alice", &["nope"], 1),
         ("unknown user", srv4, ATK4, "nosuch", &["nope"], 1),
         (
