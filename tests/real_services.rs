@@ -4,7 +4,7 @@
 //!
 //! Debian packages these tests need (CI installs them):
 //!   apt-get install -y systemd iproute2 util-linux openssh-server openssh-client sshpass \
-//!       dovecot-imapd
+//!       dovecot-imapd vsftpd nginx apache2 apache2-utils
 //! (systemd provides /lib/systemd/systemd-journald and journalctl; util-linux unshare/nsenter.)
 //!
 //! The tests need root (network namespaces, mounts). Without root they print why and pass.
@@ -393,7 +393,7 @@ impl Judge {
     fn new(name: &str) -> Judge {
         let lib = FilterLibrary::load(&[]).expect("built-in filters load");
         let def = lib.get(name).expect("filter exists").clone();
-        let modes = def
+        let mut modes: BTreeMap<String, (CompiledFilter, PidCache)> = def
             .modes()
             .map(|m| {
                 (
@@ -402,6 +402,12 @@ impl Judge {
                 )
             })
             .collect();
+        if modes.is_empty() {
+            modes.insert(
+                "(default)".into(),
+                (def.compile(None).unwrap(), PidCache::default()),
+            );
+        }
         Judge { def, modes }
     }
 
@@ -419,6 +425,11 @@ impl Judge {
     }
 
     fn judge(&mut self, entries: &[Entry]) -> BTreeMap<String, Verdict> {
+        if std::env::var_os("F2B_TEST_VERBOSE").is_some() {
+            for e in entries {
+                eprintln!("journal [{}] {}", e.ident, e.message);
+            }
+        }
         // Every line the service wrote carries an identifier the filter's journal matches select.
         for e in entries {
             assert!(
@@ -1058,4 +1069,371 @@ fn dovecot_real_failures_are_detected_with_the_attackers_address() {
             v["normal"].failures
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// vsftpd (FTP)
+
+const VSFTPD_BINS: &[&str] = &[
+    "/usr/sbin/vsftpd",
+    "/etc/pam.d/vsftpd",
+    "/lib/systemd/systemd-journald",
+    "/usr/bin/journalctl",
+    "/usr/bin/unshare",
+    "/usr/bin/nsenter",
+    "/usr/sbin/ip",
+];
+
+/// One FTP login from the attacker side; returns the reply to PASS.
+fn ftp_login(net: &NetPair, srv: SocketAddr, user: &str, pass: &str) -> String {
+    net.in_atk(|| {
+        let s = TcpStream::connect_timeout(&srv, Duration::from_secs(5)).expect("connect ftp");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        let mut reply = || {
+            // multi-line replies end with "NNN " (space after the code)
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap() == 0 {
+                    return String::new();
+                }
+                if line.len() >= 4 && line.as_bytes()[3] == b' ' {
+                    return line.trim_end().to_string();
+                }
+            }
+        };
+        let greeting = reply();
+        assert!(greeting.starts_with("220"), "greeting {greeting:?}");
+        write!(w, "USER {user}\r\n").unwrap();
+        let u = reply();
+        assert!(u.starts_with("331") || u.starts_with("230"), "USER: {u:?}");
+        write!(w, "PASS {pass}\r\n").unwrap();
+        let p = reply();
+        let _ = write!(w, "QUIT\r\n");
+        let _ = reply();
+        p
+    })
+}
+
+#[test]
+fn vsftpd_real_failures_are_detected_with_the_attackers_address() {
+    if let Some(why) = missing(VSFTPD_BINS) {
+        eprintln!("SKIP vsftpd_real_failures_are_detected_with_the_attackers_address: {why}");
+        return;
+    }
+    let net = NetPair::new();
+    let mut jd = Journald::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    for sub in ["empty", "anon"] {
+        fs::create_dir_all(d.join(sub)).unwrap();
+        fs::set_permissions(d.join(sub), fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    let conf = d.join("vsftpd.conf");
+    fs::write(
+        &conf,
+        format!(
+            "listen=NO\nlisten_ipv6=YES\nbackground=NO\nsyslog_enable=YES\n\
+             anonymous_enable=YES\nno_anon_password=YES\nanon_root={p}/anon\n\
+             local_enable=YES\npam_service_name=vsftpd\nsecure_chroot_dir={p}/empty\n\
+             seccomp_sandbox=NO\n",
+            p = d.display()
+        ),
+    )
+    .unwrap();
+    let vsftpd = Daemon(
+        jd.srv_cmd(&net, "/usr/sbin/vsftpd")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start vsftpd"),
+    );
+    let srv4: SocketAddr = format!("{SRV4}:21").parse().unwrap();
+    let srv6: SocketAddr = format!("[{SRV6}]:21").parse().unwrap();
+    net.wait_listening(srv4);
+    let listener = [vsftpd.0.id()];
+    let quiet = Duration::from_millis(500);
+    let _ = jd.settle_sessions(quiet, &listener);
+    let mut judge = Judge::new("vsftpd");
+    let both = ["normal", "syslog"];
+
+    let ok = ftp_login(&net, srv4, "anonymous", "");
+    assert!(ok.starts_with("230"), "anonymous login: {ok:?}");
+    let e = jd.settle_sessions(quiet, &listener);
+    let v = judge.judge(&e);
+    expect("successful anonymous login", &e, &v, ATK4, &[], &both);
+
+    let pam_and_own: &[(&str, usize)] = &[("normal", 1), ("syslog", 1)];
+    let cases = [
+        (
+            "wrong password for an existing user",
+            srv4,
+            ATK4,
+            "nobody",
+            pam_and_own,
+        ),
+        ("unknown user", srv4, ATK4, "nosuchuser", pam_and_own),
+        ("unknown user over IPv6", srv6, ATK6, "admin", pam_and_own),
+        (
+            // vsftpd does not even ask PAM for such a name: only its own line
+            "user name with an injected address",
+            srv4,
+            ATK4,
+            "a\" from 10.9.8.7] FAIL LOGIN: Client \"10.9.8.7",
+            &[("syslog", 1)],
+        ),
+    ];
+    for (what, srv, atk, user, min) in cases {
+        let r = ftp_login(&net, srv, user, "wrong-password");
+        assert!(r.starts_with("530"), "{what}: {r:?}");
+        let e = jd.settle_sessions(quiet, &listener);
+        let v = judge.judge(&e);
+        expect(what, &e, &v, atk, min, &[]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP servers: nginx and Apache httpd
+
+/// Send one raw HTTP request from the attacker side; returns the status line.
+fn http_raw(net: &NetPair, srv: SocketAddr, request: &[u8]) -> String {
+    net.in_atk(|| {
+        let mut s = TcpStream::connect_timeout(&srv, Duration::from_secs(5)).expect("connect http");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(request).unwrap();
+        let mut r = BufReader::new(s);
+        let mut status = String::new();
+        let _ = r.read_line(&mut status);
+        let mut rest = Vec::new();
+        let _ = r.read_to_end(&mut rest);
+        status.trim_end().to_string()
+    })
+}
+
+fn http_get(net: &NetPair, srv: SocketAddr, path: &str, headers: &[&str]) -> String {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: www.example.org\r\nConnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    http_raw(net, srv, req.as_bytes())
+}
+
+/// "Authorization: Basic …" for user:password (RFC 7617), without a base64 crate.
+fn basic(user: &str, pass: &str) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let raw = format!("{user}:{pass}").into_bytes();
+    let mut out = String::new();
+    for c in raw.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    format!("Authorization: Basic {out}")
+}
+
+/// Several filters judging the same journal entries.
+struct Judges(Vec<(&'static str, Judge)>);
+
+impl Judges {
+    fn new(names: &[&'static str]) -> Judges {
+        Judges(names.iter().map(|n| (*n, Judge::new(n))).collect())
+    }
+
+    /// Failures per "filter/mode", after checking that every failure is from `attacker`.
+    fn run(&mut self, what: &str, entries: &[Entry], attacker: &str) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for (name, j) in &mut self.0 {
+            let v = j.judge(entries);
+            expect(&format!("{what} [{name}]"), entries, &v, attacker, &[], &[]);
+            for (mode, verdict) in v {
+                out.insert(format!("{name}/{mode}"), verdict.failures.len());
+            }
+        }
+        out
+    }
+}
+
+/// Assert exact failure counts for the listed "filter/mode" keys and zero for all others.
+fn counts(what: &str, got: &BTreeMap<String, usize>, want: &[(&str, usize)]) {
+    for (k, n) in got {
+        let expected = want
+            .iter()
+            .find(|(w, _)| w == k)
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        assert_eq!(*n, expected, "{what}: {k}: {got:?}");
+    }
+    for (k, _) in want {
+        assert!(got.contains_key(*k), "{what}: no filter/mode {k}");
+    }
+}
+
+const NGINX_BINS: &[&str] = &[
+    "/usr/sbin/nginx",
+    "/lib/systemd/systemd-journald",
+    "/usr/bin/journalctl",
+    "/usr/bin/unshare",
+    "/usr/bin/nsenter",
+    "/usr/sbin/ip",
+];
+
+#[test]
+fn nginx_real_failures_are_detected_with_the_attackers_address() {
+    if let Some(why) = missing(NGINX_BINS) {
+        eprintln!("SKIP nginx_real_failures_are_detected_with_the_attackers_address: {why}");
+        return;
+    }
+    let net = NetPair::new();
+    let mut jd = Journald::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(d.join("www/private")).unwrap();
+    fs::create_dir_all(d.join("www/limited")).unwrap();
+    fs::create_dir_all(d.join("tmp")).unwrap();
+    fs::write(d.join("www/index.html"), "hello\n").unwrap();
+    fs::write(d.join("www/private/index.html"), "secret\n").unwrap();
+    fs::write(d.join("www/limited/index.html"), "limited\n").unwrap();
+    fs::write(d.join("htpasswd"), "alice:{PLAIN}right-password\n").unwrap();
+    let conf = d.join("nginx.conf");
+    fs::write(
+        &conf,
+        format!(
+            "worker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\n\
+             error_log syslog:server=unix:/dev/log,nohostname info;\nevents {{ worker_connections 64; }}\n\
+             http {{\n  access_log syslog:server=unix:/dev/log,nohostname combined;\n\
+               client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n\
+               fastcgi_temp_path {p}/tmp/fcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n\
+               scgi_temp_path {p}/tmp/scgi;\n\
+               limit_req_zone $binary_remote_addr zone=one:1m rate=1r/m;\n\
+               server {{\n    listen {SRV4}:80;\n    listen [{SRV6}]:80;\n    root {p}/www;\n\
+                 location /private/ {{ auth_basic \"x\"; auth_basic_user_file {p}/htpasswd; }}\n\
+                 location /limited/ {{ limit_req zone=one burst=1 nodelay; }}\n  }}\n}}\n",
+            p = d.display()
+        ),
+    )
+    .unwrap();
+    let _nginx = Daemon(
+        jd.srv_cmd(&net, "/usr/sbin/nginx")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(d.join("startup-error.log"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start nginx"),
+    );
+    let srv4: SocketAddr = format!("{SRV4}:80").parse().unwrap();
+    let srv6: SocketAddr = format!("[{SRV6}]:80").parse().unwrap();
+    net.wait_listening(srv4);
+    let quiet = Duration::from_millis(400);
+    let _ = jd.settle(quiet);
+    let mut judges = Judges::new(&[
+        "nginx-http-auth",
+        "nginx-limit-req",
+        "nginx-bad-request",
+        "nginx-botsearch",
+    ]);
+
+    let st = http_get(
+        &net,
+        srv4,
+        "/private/",
+        &[&basic("alice", "right-password")],
+    );
+    assert!(st.contains(" 200 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("right password", &e, ATK4);
+    counts("right password", &c, &[]);
+
+    let st = http_get(&net, srv4, "/private/", &[&basic("alice", "wrong")]);
+    assert!(st.contains(" 401 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("wrong password", &e, ATK4);
+    counts(
+        "wrong password",
+        &c,
+        &[
+            ("nginx-http-auth/normal", 1),
+            ("nginx-http-auth/aggressive", 1),
+        ],
+    );
+
+    let st = http_get(&net, srv6, "/private/", &[&basic("bob", "x")]);
+    assert!(st.contains(" 401 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("unknown user over IPv6", &e, ATK6);
+    counts(
+        "unknown user over IPv6",
+        &c,
+        &[
+            ("nginx-http-auth/normal", 1),
+            ("nginx-http-auth/aggressive", 1),
+        ],
+    );
+
+    // A user name that tries to put another address before the real one.
+    let st = http_get(
+        &net,
+        srv4,
+        "/private/?client:%2010.9.8.7,",
+        &[
+            &basic("x\", client: 10.9.8.7, server: y", "x"),
+            "Referer: client: 10.9.8.7, server: z",
+        ],
+    );
+    assert!(st.contains(" 401 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("user name with an address", &e, ATK4);
+    counts("user name with an address", &c, &[]);
+
+    let st = http_get(&net, srv4, "/private/", &[]);
+    assert!(st.contains(" 401 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("no credentials", &e, ATK4);
+    counts("no credentials", &c, &[("nginx-http-auth/aggressive", 1)]);
+
+    for _ in 0..2 {
+        http_get(&net, srv4, "/limited/", &[]);
+    }
+    let st = http_get(&net, srv4, "/limited/", &[]);
+    assert!(st.contains(" 503 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("rate limit", &e, ATK4);
+    counts("rate limit", &c, &[("nginx-limit-req/(default)", 1)]);
+
+    let st = http_raw(
+        &net,
+        srv4,
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n",
+    );
+    assert!(st.contains(" 400 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("bad request", &e, ATK4);
+    counts("bad request", &c, &[("nginx-bad-request/(default)", 1)]);
+
+    let st = http_get(&net, srv4, "/wp-login.php", &[]);
+    assert!(st.contains(" 404 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("scanner path", &e, ATK4);
+    // once from the access log, once from the error log
+    counts("scanner path", &c, &[("nginx-botsearch/(default)", 2)]);
+
+    let st = http_get(&net, srv4, "/missing.png", &[]);
+    assert!(st.contains(" 404 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("ordinary 404", &e, ATK4);
+    counts("ordinary 404", &c, &[]);
 }
