@@ -440,6 +440,11 @@ impl Judge {
                 self.def.name
             );
         }
+        self.judge_routed(entries)
+    }
+
+    /// Like [`judge`](Self::judge), without requiring that every entry is routed here.
+    fn judge_routed(&mut self, entries: &[Entry]) -> BTreeMap<String, Verdict> {
         let routed = self.routed(entries);
         let mut out = BTreeMap::new();
         for (mode, (filter, pids)) in &mut self.modes {
@@ -1253,9 +1258,27 @@ impl Judges {
 
     /// Failures per "filter/mode", after checking that every failure is from `attacker`.
     fn run(&mut self, what: &str, entries: &[Entry], attacker: &str) -> BTreeMap<String, usize> {
+        if std::env::var_os("F2B_TEST_VERBOSE").is_some() {
+            for e in entries {
+                eprintln!("journal [{}] {}", e.ident, e.message);
+            }
+        }
+        // Every line the service wrote reaches at least one of the filters.
+        for e in entries {
+            assert!(
+                e.ident == "systemd-journald"
+                    || self
+                        .0
+                        .iter()
+                        .any(|(_, j)| !j.routed(std::slice::from_ref(e)).is_empty()),
+                "{what}: SYSLOG_IDENTIFIER {:?} of {:?} is in no filter's matches",
+                e.ident,
+                e.message
+            );
+        }
         let mut out = BTreeMap::new();
         for (name, j) in &mut self.0 {
-            let v = j.judge(entries);
+            let v = j.judge_routed(entries);
             expect(&format!("{what} [{name}]"), entries, &v, attacker, &[], &[]);
             for (mode, verdict) in v {
                 out.insert(format!("{name}/{mode}"), verdict.failures.len());
@@ -1436,4 +1459,188 @@ fn nginx_real_failures_are_detected_with_the_attackers_address() {
     let e = jd.settle(quiet);
     let c = judges.run("ordinary 404", &e, ATK4);
     counts("ordinary 404", &c, &[]);
+}
+
+const APACHE_BINS: &[&str] = &[
+    "/usr/sbin/apache2",
+    "/usr/bin/htpasswd",
+    "/usr/lib/apache2/modules/mod_auth_basic.so",
+    "/usr/bin/logger",
+    "/lib/systemd/systemd-journald",
+    "/usr/bin/journalctl",
+    "/usr/bin/unshare",
+    "/usr/bin/nsenter",
+    "/usr/sbin/ip",
+];
+
+#[test]
+fn apache_real_failures_are_detected_with_the_attackers_address() {
+    if let Some(why) = missing(APACHE_BINS) {
+        eprintln!("SKIP apache_real_failures_are_detected_with_the_attackers_address: {why}");
+        return;
+    }
+    let net = NetPair::new();
+    let mut jd = Journald::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    for sub in ["www/private", "www/denied", "cgi-bin", "run"] {
+        fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    fs::write(d.join("www/index.html"), "hello\n").unwrap();
+    fs::write(d.join("www/private/index.html"), "secret\n").unwrap();
+    run(Command::new("htpasswd")
+        .args(["-cbB"])
+        .arg(d.join("htpasswd"))
+        .args(["alice", "right-password"]));
+    fs::set_permissions(d.join("htpasswd"), fs::Permissions::from_mode(0o644)).unwrap();
+    let m = "/usr/lib/apache2/modules";
+    let conf = d.join("apache2.conf");
+    fs::write(
+        &conf,
+        format!(
+            "ServerRoot {p}\nServerName www.example.org\nPidFile {p}/run/httpd.pid\n\
+             DefaultRuntimeDir {p}/run\nMutex file:{p}/run\n\
+             LoadModule mpm_prefork_module {m}/mod_mpm_prefork.so\n\
+             LoadModule authn_core_module {m}/mod_authn_core.so\n\
+             LoadModule authn_file_module {m}/mod_authn_file.so\n\
+             LoadModule authz_core_module {m}/mod_authz_core.so\n\
+             LoadModule authz_user_module {m}/mod_authz_user.so\n\
+             LoadModule auth_basic_module {m}/mod_auth_basic.so\n\
+             LoadModule alias_module {m}/mod_alias.so\n\
+             LoadModule cgi_module {m}/mod_cgi.so\n\
+             User www-data\nGroup www-data\nListen {SRV4}:80\nListen [{SRV6}]:80\n\
+             ErrorLog syslog:local1\nLogLevel info\n\
+             LogFormat \"%h %l %u %t \\\"%r\\\" %>s %O \\\"%{{Referer}}i\\\" \\\"%{{User-Agent}}i\\\"\" combined\n\
+             CustomLog \"|/usr/bin/logger -t apache2-access -p local1.info\" combined\n\
+             DocumentRoot {p}/www\n<Directory {p}/www>\n  Require all granted\n</Directory>\n\
+             <Location /private>\n  AuthType Basic\n  AuthName x\n  AuthUserFile {p}/htpasswd\n\
+               Require valid-user\n</Location>\n\
+             <Location /denied>\n  Require all denied\n</Location>\n\
+             ScriptAlias /cgi-bin/ {p}/cgi-bin/\n<Directory {p}/cgi-bin>\n  Require all granted\n</Directory>\n",
+            p = d.display()
+        ),
+    )
+    .unwrap();
+    let apache = Daemon(
+        jd.srv_cmd(&net, "/usr/sbin/apache2")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-DFOREGROUND")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start apache2"),
+    );
+    let srv4: SocketAddr = format!("{SRV4}:80").parse().unwrap();
+    let srv6: SocketAddr = format!("[{SRV6}]:80").parse().unwrap();
+    net.wait_listening(srv4);
+    let quiet = Duration::from_millis(500);
+    let _ = jd.settle(quiet);
+    let mut judges = Judges::new(&[
+        "apache-auth",
+        "apache-noscript",
+        "apache-overflows",
+        "apache-botsearch",
+        "apache-badbots",
+    ]);
+
+    let st = http_get(
+        &net,
+        srv4,
+        "/private/index.html",
+        &[&basic("alice", "right-password")],
+    );
+    assert!(st.contains(" 200 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("right password", &e, ATK4);
+    counts("right password", &c, &[]);
+
+    let st = http_get(
+        &net,
+        srv4,
+        "/private/index.html",
+        &[&basic("alice", "wrong")],
+    );
+    assert!(st.contains(" 401 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("wrong password", &e, ATK4);
+    counts(
+        "wrong password",
+        &c,
+        &[("apache-auth/normal", 1), ("apache-auth/aggressive", 1)],
+    );
+
+    let st = http_get(
+        &net,
+        srv6,
+        "/private/index.html",
+        &[&basic("bob [client 10.9.8.7:1]", "x")],
+    );
+    assert!(st.contains(" 401 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("unknown user with an address, over IPv6", &e, ATK6);
+    counts(
+        "unknown user with an address, over IPv6",
+        &c,
+        &[("apache-auth/normal", 1), ("apache-auth/aggressive", 1)],
+    );
+
+    let st = http_get(&net, srv4, "/denied/x", &[]);
+    assert!(st.contains(" 403 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("denied by configuration", &e, ATK4);
+    counts(
+        "denied by configuration",
+        &c,
+        &[("apache-auth/aggressive", 1)],
+    );
+
+    let st = http_get(&net, srv4, "/cgi-bin/php", &[]);
+    assert!(st.contains(" 404 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("missing CGI script", &e, ATK4);
+    counts(
+        "missing CGI script",
+        &c,
+        &[("apache-noscript/(default)", 1)],
+    );
+
+    let st = http_get(&net, srv4, "/wp-login.php", &[]);
+    assert!(st.contains(" 404 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("scanner path", &e, ATK4);
+    // a .php that does not exist is also a noscript hit
+    counts(
+        "scanner path",
+        &c,
+        &[
+            ("apache-botsearch/(default)", 1),
+            ("apache-noscript/(default)", 1),
+        ],
+    );
+
+    let long = format!("/{}", "a".repeat(9000));
+    let st = http_get(&net, srv4, &long, &[]);
+    assert!(st.contains(" 414 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("URI too long", &e, ATK4);
+    counts("URI too long", &c, &[("apache-overflows/(default)", 1)]);
+
+    let st = http_get(
+        &net,
+        srv4,
+        "/index.html",
+        &["User-Agent: sqlmap/1.7.2#stable (https://sqlmap.org)"],
+    );
+    assert!(st.contains(" 200 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("scanner user agent", &e, ATK4);
+    counts("scanner user agent", &c, &[("apache-badbots/(default)", 1)]);
+
+    let st = http_get(&net, srv4, "/missing.png", &[]);
+    assert!(st.contains(" 404 "), "{st}");
+    let e = jd.settle(quiet);
+    let c = judges.run("ordinary 404", &e, ATK4);
+    counts("ordinary 404", &c, &[]);
+    drop(apache);
 }
