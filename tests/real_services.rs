@@ -24,6 +24,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::io::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -261,6 +262,8 @@ impl Journald {
             "exec",
         ])
         .args([&net.srv, prog]);
+        // Its own process group: Apache's prefork signals its whole group when it stops.
+        c.process_group(0);
         c
     }
 
