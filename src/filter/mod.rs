@@ -485,7 +485,8 @@ fn expand(pattern: &str, vars: &BTreeMap<String, String>) -> Result<String, Stri
         let (before, tail) = rest.split_at(i);
         out.push_str(before);
         // `(?P<name>` and `(?<name>` are group syntax, never tags.
-        let is_group = before.ends_with("?P") || before.ends_with('?');
+        // Only right after `(`: `)?<HOST>` (an optional group before a tag) is a tag.
+        let is_group = before.ends_with("(?P") || before.ends_with("(?");
         let end = tail.find('>');
         let tag = end.map(|e| &tail[1..e]);
         match (is_group, tag) {

@@ -112,6 +112,18 @@ tail = 'port [0-9]+'
 }
 
 #[test]
+fn tag_after_optional_group_is_expanded() {
+    let d = def(r#"failregex = ['^from (?:x )?<HOST>$']"#).unwrap();
+    let f = d.compile(None).unwrap();
+    assert_eq!(
+        fail(&f, "from x 192.0.2.7").unwrap().0.to_string(),
+        "192.0.2.7"
+    );
+    let d = def(r#"failregex = ['^(?P<a>x)?<HOST>$']"#).unwrap();
+    assert!(fail(&d.compile(None).unwrap(), "x192.0.2.7").is_some());
+}
+
+#[test]
 fn pid_correlation() {
     let d = def(r#"
 failregex = ['^Too many failures$']
