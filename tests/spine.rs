@@ -489,3 +489,49 @@ async fn bans_sourced_jail_bans_repeat_offenders_everywhere() {
     assert_eq!(recidive, vec!["198.51.100.99"]);
     r.task.await.unwrap().unwrap();
 }
+
+/// With more match terms than sd-journal evaluates quickly, every entry is read and routed
+/// in-process: the decisions are the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_match_terms_route_in_process_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = now_us() - 60 * S;
+    let mut e = Vec::new();
+    for i in 0..3 {
+        e.push(fail(t + i, "198.51.100.1"));
+        e.push(web(
+            t + i,
+            "Failed password for root from 198.51.100.4 port 1 ssh2",
+        ));
+        e.push(ssh(
+            t + i,
+            "login failed for user \"bob\" from 198.51.100.3",
+        ));
+        e.push(web(
+            t + i,
+            "login failed for user \"bob\" from 198.51.100.2",
+        ));
+        e.push(f2b::source::export::ExportEntry::service(
+            t + i,
+            "other.service",
+            "other",
+            1,
+            "login failed for user \"x\" from 198.51.100.5",
+        ));
+    }
+    append(dir.path(), "x.journal", e);
+    let extra: Vec<String> = (0..20)
+        .map(|i| format!("\"_SYSTEMD_UNIT=unit{i}.service\""))
+        .collect();
+    let cfg = format!("{TWO_JAILS}extra_matches = [{}]\n", extra.join(", "));
+    let mut r = start(settings(&cfg), dir.path(), StartAt::Head, false);
+    let bans = sorted(r.bans_until_quiet(Duration::from_secs(2)).await);
+    assert_eq!(
+        bans,
+        vec![
+            ("ssh".to_string(), "198.51.100.1".to_string()),
+            ("web".to_string(), "198.51.100.2".to_string())
+        ]
+    );
+    r.task.await.unwrap().unwrap();
+}

@@ -602,6 +602,13 @@ impl PidCache {
 }
 
 impl CompiledFilter {
+    /// Cheap pre-check: could [`apply`](Self::apply) do anything with `msg` (a failregex or a
+    /// pidregex matches)? One `RegexSet::is_match` per list, no captures.
+    pub fn may_match(&self, msg: &str) -> bool {
+        (!self.fail.regexes.is_empty() && self.fail.set.is_match(msg))
+            || (!self.pid.regexes.is_empty() && self.pid.set.is_match(msg))
+    }
+
     /// Whether any pattern needs the entry's `_PID` (per-session correlation).
     pub fn uses_pid(&self) -> bool {
         !self.pid.regexes.is_empty()

@@ -122,9 +122,10 @@ struct Router {
     generation: u64,
     /// When every route has the same matches, the journal-level match already routes.
     all: Option<Vec<usize>>,
+    /// Routes that take every entry (no matches: `f2b test --all-units`).
+    always: Vec<usize>,
     /// Per routing field: value → routes.
     fields: Vec<FieldRoutes>,
-    needs_pid: bool,
     pids: Vec<PidCache>,
     stats: Vec<RouteStats>,
 }
@@ -138,7 +139,8 @@ const FIELD_CSTRS: &[&CStr] = &[
 ];
 
 impl Router {
-    fn new(routes: Arc<Vec<Route>>, generation: u64) -> Router {
+    /// `filtered`: sd-journal already returns only entries matching some route.
+    fn new(routes: Arc<Vec<Route>>, generation: u64, filtered: bool) -> Router {
         debug_assert_eq!(FIELD_CSTRS.len(), MATCH_FIELDS.len());
         let first = routes.first().map(|r| {
             let mut m = r.matches.clone();
@@ -151,7 +153,9 @@ impl Router {
             Some(m) == first
         });
         let mut fields: Vec<FieldRoutes> = Vec::new();
-        if !same {
+        let all_units = routes.iter().all(|r| r.matches.is_empty());
+        let shortcut = same && (filtered || all_units);
+        if !shortcut {
             for (fi, name) in MATCH_FIELDS.iter().enumerate() {
                 let mut map: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
                 for (ri, r) in routes.iter().enumerate() {
@@ -169,9 +173,14 @@ impl Router {
         }
         let n = routes.len();
         Router {
-            all: same.then(|| (0..n).collect()),
+            all: shortcut.then(|| (0..n).collect()),
+            always: routes
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.matches.is_empty())
+                .map(|(i, _)| i)
+                .collect(),
             fields,
-            needs_pid: routes.iter().any(|r| r.filter.uses_pid()),
             pids: (0..n).map(|_| PidCache::default()).collect(),
             stats: routes
                 .iter()
@@ -231,14 +240,31 @@ fn open_journal(spec: &JournalSpec) -> Result<Journal, SourceError> {
     })
 }
 
-fn install_matches(j: &mut Journal, routes: &[Route]) -> io::Result<()> {
-    j.match_flush()?;
+/// More OR-ed match terms than this make sd-journal slower than reading every entry and
+/// routing in-process (measured: 138 terms → 53k entries/s; no terms → over 1M/s).
+const MAX_JOURNAL_TERMS: usize = 12;
+
+/// The journal-level match terms for `routes`, or `None` when every entry must be read
+/// (a route without matches, or too many terms for sd-journal to evaluate quickly).
+fn journal_terms(routes: &[Route]) -> Option<Vec<String>> {
+    if routes.iter().any(|r| r.matches.is_empty()) {
+        return None;
+    }
     let mut terms: Vec<String> = routes
         .iter()
         .flat_map(|r| r.matches.iter().map(|m| m.to_string()))
         .collect();
     terms.sort();
     terms.dedup();
+    (terms.len() <= MAX_JOURNAL_TERMS).then_some(terms)
+}
+
+/// Install the union of the routes' matches in sd-journal; returns whether it did.
+fn install_matches(j: &mut Journal, routes: &[Route]) -> io::Result<bool> {
+    j.match_flush()?;
+    let Some(terms) = journal_terms(routes) else {
+        return Ok(false);
+    };
     for (i, t) in terms.iter().enumerate() {
         let (k, v) = t.split_once('=').expect("validated FIELD=value");
         if i > 0 {
@@ -246,7 +272,7 @@ fn install_matches(j: &mut Journal, routes: &[Route]) -> io::Result<()> {
         }
         j.match_add(k, v.as_bytes().to_vec())?;
     }
-    Ok(())
+    Ok(true)
 }
 
 impl Reader {
@@ -263,10 +289,10 @@ impl Reader {
         } else {
             None
         };
-        install_matches(&mut j, &routes)?;
+        let filtered = install_matches(&mut j, &routes)?;
         let mut r = Reader {
             j,
-            router: Router::new(routes, generation),
+            router: Router::new(routes, generation, filtered),
             tx,
             last_cursor: None,
             follow_fd,
@@ -337,8 +363,8 @@ impl Reader {
 
     fn set_routes(&mut self, routes: Arc<Vec<Route>>, generation: u64) -> io::Result<()> {
         let here = self.j.cursor().ok().or_else(|| self.last_cursor.clone());
-        install_matches(&mut self.j, &routes)?;
-        self.router = Router::new(routes, generation);
+        let filtered = install_matches(&mut self.j, &routes)?;
+        self.router = Router::new(routes, generation, filtered);
         match here {
             Some(c) => {
                 self.j.seek_cursor(c.as_bytes().to_vec())?;
@@ -455,32 +481,55 @@ impl Reader {
     }
 
     /// Route and filter the current entry.
+    ///
+    /// The hot path reads the routing fields and MESSAGE, and runs one `RegexSet::is_match`
+    /// per routed jail on the message borrowed from the journal's mmap. Only on a hit (rare)
+    /// is the message copied and `_PID` read, and the matching pattern run for captures.
     fn entry(&mut self, batch: &mut Batch) -> io::Result<()> {
         let t = self.j.timestamp_usec()?;
         batch.last_time_us = t;
-        let mut scratch: Vec<usize> = Vec::new();
-        let routes: &[usize] = match &self.router.all {
-            Some(all) => all,
+        let mut routes: Vec<usize> = Vec::new();
+        match &self.router.all {
+            Some(all) => routes.extend_from_slice(all),
             None => {
+                routes.extend_from_slice(&self.router.always);
                 for (field, map) in &self.router.fields {
                     if let Some(f) = self.j.get_data(*field)? {
                         if let Some(rs) = f.value().and_then(|v| map.get(v)) {
                             for r in rs {
-                                if !scratch.contains(r) {
-                                    scratch.push(*r);
+                                if !routes.contains(r) {
+                                    routes.push(*r);
                                 }
                             }
                         }
                     }
                 }
-                &scratch
             }
-        };
+        }
         if routes.is_empty() {
             return Ok(());
         }
-        let routes = routes.to_vec();
-        let pid = if self.router.needs_pid {
+        let mut hot: Vec<usize> = Vec::new();
+        let message = {
+            let Some(f) = self.j.get_data(c"MESSAGE")? else {
+                return Ok(());
+            };
+            let msg = String::from_utf8_lossy(f.value().unwrap_or_default());
+            for &ri in &routes {
+                self.router.stats[ri].seen += 1;
+                if self.router.routes[ri].filter.may_match(&msg) {
+                    hot.push(ri);
+                }
+            }
+            if hot.is_empty() {
+                return Ok(());
+            }
+            msg.into_owned()
+        };
+        let pid = if hot
+            .iter()
+            .any(|&ri| self.router.routes[ri].filter.uses_pid())
+        {
             self.j.get_data(c"_PID")?.and_then(|f| {
                 f.value()
                     .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
@@ -489,36 +538,27 @@ impl Reader {
             None
         };
         let mut found: Vec<(usize, Outcome)> = Vec::new();
-        let message = {
-            let Some(f) = self.j.get_data(c"MESSAGE")? else {
-                return Ok(());
-            };
-            let bytes = f.value().unwrap_or_default();
-            let msg = String::from_utf8_lossy(bytes);
-            let router = &mut self.router;
-            for &ri in &routes {
-                let st = &mut router.stats[ri];
-                st.seen += 1;
-                let out = router.routes[ri]
-                    .filter
-                    .apply(&msg, pid, t, &mut router.pids[ri]);
-                match out {
-                    Outcome::Miss => {}
-                    Outcome::Ignored { .. } => st.ignored += 1,
-                    Outcome::NoAddress { .. } => st.no_address += 1,
-                    Outcome::Failure { regex, .. } => {
-                        st.matched += 1;
-                        st.per_regex[regex] += 1;
-                        st.last_match_us = t;
-                        found.push((ri, out));
-                    }
+        let router = &mut self.router;
+        for ri in hot {
+            let st = &mut router.stats[ri];
+            let out = router.routes[ri]
+                .filter
+                .apply(&message, pid, t, &mut router.pids[ri]);
+            match out {
+                Outcome::Miss => {}
+                Outcome::Ignored { .. } => st.ignored += 1,
+                Outcome::NoAddress { .. } => st.no_address += 1,
+                Outcome::Failure { regex, .. } => {
+                    st.matched += 1;
+                    st.per_regex[regex] += 1;
+                    st.last_match_us = t;
+                    found.push((ri, out));
                 }
             }
-            if found.is_empty() {
-                return Ok(());
-            }
-            msg.into_owned()
-        };
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
         let unit = self.field(c"_SYSTEMD_UNIT")?;
         let ident = self.field(c"SYSLOG_IDENTIFIER")?;
         let hostname = self.field(c"_HOSTNAME")?;
