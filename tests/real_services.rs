@@ -210,6 +210,7 @@ for d in null zero random urandom tty ptmx full; do
 done
 mkdir -p "$D/pts" "$D/shm"
 mount --bind /dev/pts "$D/pts"
+mount -t tmpfs -o mode=1777 tmpfs "$D/shm"
 ln -s /run/systemd/journal/dev-log "$D/log"
 mount --move "$D" /dev
 exec /lib/systemd/systemd-journald
