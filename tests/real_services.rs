@@ -4,7 +4,7 @@
 //!
 //! Debian packages these tests need (CI installs them):
 //!   apt-get install -y systemd iproute2 util-linux openssh-server openssh-client sshpass \
-//!       dovecot-imapd vsftpd nginx apache2 apache2-utils
+//!       dovecot-imapd vsftpd nginx apache2 apache2-utils dropbear-bin
 //! (systemd provides /lib/systemd/systemd-journald and journalctl; util-linux unshare/nsenter.)
 //!
 //! The tests need root (network namespaces, mounts). Without root they print why and pass.
@@ -210,6 +210,7 @@ for d in null zero random urandom tty ptmx full; do
 done
 mkdir -p "$D/pts" "$D/shm"
 mount --bind /dev/pts "$D/pts"
+mount -t tmpfs -o mode=1777 tmpfs "$D/shm"
 ln -s /run/systemd/journal/dev-log "$D/log"
 mount --move "$D" /dev
 exec /lib/systemd/systemd-journald
@@ -1646,4 +1647,87 @@ fn apache_real_failures_are_detected_with_the_attackers_address() {
     let c = judges.run("ordinary 404", &e, ATK4);
     counts("ordinary 404", &c, &[]);
     drop(apache);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dropbear
+
+const DROPBEAR_BINS: &[&str] = &[
+    "/usr/sbin/dropbear",
+    "/usr/bin/dropbearkey",
+    "/usr/bin/ssh",
+    "/usr/bin/sshpass",
+    "/lib/systemd/systemd-journald",
+    "/usr/bin/journalctl",
+    "/usr/bin/unshare",
+    "/usr/bin/nsenter",
+    "/usr/sbin/ip",
+];
+
+#[test]
+fn dropbear_real_failures_are_detected_with_the_attackers_address() {
+    if let Some(why) = missing(DROPBEAR_BINS) {
+        eprintln!("SKIP dropbear_real_failures_are_detected_with_the_attackers_address: {why}");
+        return;
+    }
+    let net = NetPair::new();
+    let mut jd = Journald::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run(Command::new("dropbearkey")
+        .args(["-t", "ed25519", "-f"])
+        .arg(d.join("hostkey")));
+    let dropbear = Daemon(
+        jd.srv_cmd(&net, "/usr/sbin/dropbear")
+            .args([
+                "-F",
+                "-p",
+                &format!("{SRV4}:22"),
+                "-p",
+                &format!("[{SRV6}]:22"),
+            ])
+            .arg("-r")
+            .arg(d.join("hostkey"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dropbear"),
+    );
+    net.wait_listening(format!("{SRV4}:22").parse().unwrap());
+    let listener = [dropbear.0.id()];
+    let quiet = Duration::from_millis(500);
+    let _ = jd.settle_sessions(quiet, &listener);
+    let mut judge = Judge::new("dropbear");
+    let pw_once = ["sshpass", "-p", "wrong-password"];
+    let cases = [
+        ("wrong password", "root", SRV4, ATK4),
+        (
+            "unknown user over IPv6 (address from the session's _PID)",
+            "nosuchuser",
+            SRV6,
+            ATK6,
+        ),
+        (
+            "user name with an address",
+            "x from 10.9.8.7:22",
+            SRV4,
+            ATK4,
+        ),
+    ];
+    for (what, user, host, atk) in cases {
+        let target = format!("{user}@{host}");
+        let a = [
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            &target,
+            "true",
+        ];
+        ssh_client(&net, &pw_once, &a, &[]);
+        let e = jd.settle_sessions(quiet, &listener);
+        let v = judge.judge(&e);
+        expect(what, &e, &v, atk, &[("(default)", 1)], &[]);
+    }
 }
