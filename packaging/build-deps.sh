@@ -9,6 +9,7 @@ PKGS=(
   dbus dbus-daemon policykit-1                                       # private buses for D-Bus tests
   openssh-server openssh-client sshpass                              # real sshd in the filter tests
   util-linux procps                                                  # setpriv, unshare, nsenter, pkill
+  dovecot-imapd vsftpd nginx apache2 apache2-utils dropbear-bin      # real services in filter tests
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -17,5 +18,14 @@ done
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
+  # Services installed for the tests must not start now (tests start their own copies in
+  # namespaces): forbid service starts during the install, as container images do.
+  created_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  [ -z "$created_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
