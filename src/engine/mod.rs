@@ -814,6 +814,38 @@ impl Engine {
                 out.dedup();
                 let _ = reply.send(out);
             }
+            Command::Metrics(r) => {
+                let _ = r.send(self.metrics());
+            }
+        }
+    }
+
+    fn metrics(&self) -> crate::metrics::Snapshot {
+        let jails: Vec<JailInfo> = (self.settings.jails.iter())
+            .filter_map(|j| self.jail_info(&j.name))
+            .collect();
+        let filters = (self.stats.iter())
+            .map(|(jail, st)| crate::metrics::FilterMetrics {
+                filter: jails
+                    .iter()
+                    .find(|j| &j.name == jail)
+                    .map(|j| j.filter.clone())
+                    .unwrap_or_default(),
+                jail: jail.clone(),
+                seen: st.seen,
+                matched: st.matched,
+                ignored: st.ignored,
+                no_address: st.no_address,
+                last_match_us: st.last_match_us,
+            })
+            .collect();
+        crate::metrics::Snapshot {
+            jails,
+            filters,
+            entries_read: self.entries_read,
+            journal_us: self.journal_us,
+            caught_up: self.caught_up,
+            now_us: now_us(),
         }
     }
 
