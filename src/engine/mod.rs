@@ -216,6 +216,12 @@ impl Engine {
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() { break; }
                 }
+                // Before the journal: a long backlog must not starve the watchdog pings.
+                _ = tick_opt(&mut tick) => {
+                    if let Some((_, tx)) = &self.opts.tick {
+                        let _ = tx.try_send(());
+                    }
+                }
                 Some(cmd) = cmds.recv() => self.command(cmd).await,
                 ev = self.source_rx.recv() => {
                     match ev {
@@ -231,11 +237,6 @@ impl Engine {
                 }
                 _ = purge.tick() => self.purge().await,
                 Some(what) = recv_opt(&mut fw_events) => self.firewall_lost(what, &mut fw_events).await,
-                _ = tick_opt(&mut tick) => {
-                    if let Some((_, tx)) = &self.opts.tick {
-                        let _ = tx.try_send(());
-                    }
-                }
             }
         }
         if let Some(r) = self.reader.take() {
