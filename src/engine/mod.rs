@@ -825,19 +825,20 @@ impl Engine {
         let jails: Vec<JailInfo> = (self.settings.jails.iter())
             .filter_map(|j| self.jail_info(&j.name))
             .collect();
-        let filters = (self.stats.iter())
-            .map(|(jail, st)| crate::metrics::FilterMetrics {
-                filter: jails
-                    .iter()
-                    .find(|j| &j.name == jail)
-                    .map(|j| j.filter.clone())
-                    .unwrap_or_default(),
-                jail: jail.clone(),
-                seen: st.seen,
-                matched: st.matched,
-                ignored: st.ignored,
-                no_address: st.no_address,
-                last_match_us: st.last_match_us,
+        // Every running journal jail, with zeros until its first entry (no missing series).
+        let filters = (jails.iter())
+            .filter(|j| j.enabled && !j.filter.is_empty())
+            .map(|j| {
+                let st = self.stats.get(&j.name).cloned().unwrap_or_default();
+                crate::metrics::FilterMetrics {
+                    jail: j.name.clone(),
+                    filter: j.filter.clone(),
+                    seen: st.seen,
+                    matched: st.matched,
+                    ignored: st.ignored,
+                    no_address: st.no_address,
+                    last_match_us: st.last_match_us,
+                }
             })
             .collect();
         crate::metrics::Snapshot {
