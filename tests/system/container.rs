@@ -151,7 +151,14 @@ fn build_debs(work: &Path) -> PathBuf {
     run_ok(
         Command::new(cargo())
             .current_dir(repo())
-            .args(["deb", "--locked", "--fast", "--no-dbgsym", "--output"])
+            .args([
+                "deb",
+                "--locked",
+                "--fast",
+                "--no-dbgsym",
+                "--strip",
+                "--output",
+            ])
             .arg(&out),
     );
     run_ok(
