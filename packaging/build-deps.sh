@@ -10,6 +10,8 @@ PKGS=(
   openssh-server openssh-client sshpass                              # real sshd in the filter tests
   util-linux procps                                                  # setpriv, unshare, nsenter, pkill
   dovecot-imapd vsftpd nginx apache2 apache2-utils dropbear-bin      # real services in filter tests
+  mmdebstrap systemd-container                                       # system test: Debian 12 booted under systemd-nspawn
+  man-db binutils                                                    # man pages rendered in tests; objcopy for cargo-deb's dbgsym
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -28,4 +30,8 @@ if ((${#missing[@]})); then
   fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
   [ -z "$created_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+# cargo-deb builds the Debian package (the system test installs it in a booted container).
+if ! cargo deb --version >/dev/null 2>&1; then
+  cargo install --locked cargo-deb --version 3.8.0
 fi

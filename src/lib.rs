@@ -34,6 +34,7 @@
 //! - [`tester`]: `f2b test`, fail2ban-regex's equivalent, on the daemon's own code path.
 //! - [`logging`]: tracing to the journal with structured `F2B_*` fields and MESSAGE_IDs.
 //! - [`location`]: `file:line` for error messages.
+//! - [`metrics`]: Prometheus text metrics on a socket passed by systemd (socket activation).
 //!
 //! Binaries: `f2bd` (the service) and `f2b` (the command-line tool) are thin layers over
 //! this library.
@@ -47,6 +48,7 @@ pub mod firewall;
 pub mod jail;
 pub mod location;
 pub mod logging;
+pub mod metrics;
 pub mod source;
 pub mod store;
 pub mod tester;

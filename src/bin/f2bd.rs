@@ -230,6 +230,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         },
     };
+    // Prometheus metrics, only on a socket systemd passed (f2b-metrics.socket).
+    f2b::metrics::serve(f2b::metrics::listen_fds(), handle.clone());
     // systemd notifications: READY once bans are restored, the journal is being read and
     // org.f2b is on the bus (so `Type=notify` ordering also covers D-Bus clients).
     tokio::spawn(async move {

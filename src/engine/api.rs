@@ -125,6 +125,8 @@ pub enum Command {
         addr: IpAddr,
         reply: oneshot::Sender<Vec<(String, u64)>>,
     },
+    /// Counters for the Prometheus endpoint (see [`crate::metrics`]).
+    Metrics(oneshot::Sender<crate::metrics::Snapshot>),
 }
 
 /// Events the engine publishes (D-Bus signals, `f2b monitor`, metrics).

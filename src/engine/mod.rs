@@ -216,6 +216,12 @@ impl Engine {
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() { break; }
                 }
+                // Before the journal: a long backlog must not starve the watchdog pings.
+                _ = tick_opt(&mut tick) => {
+                    if let Some((_, tx)) = &self.opts.tick {
+                        let _ = tx.try_send(());
+                    }
+                }
                 Some(cmd) = cmds.recv() => self.command(cmd).await,
                 ev = self.source_rx.recv() => {
                     match ev {
@@ -231,11 +237,6 @@ impl Engine {
                 }
                 _ = purge.tick() => self.purge().await,
                 Some(what) = recv_opt(&mut fw_events) => self.firewall_lost(what, &mut fw_events).await,
-                _ = tick_opt(&mut tick) => {
-                    if let Some((_, tx)) = &self.opts.tick {
-                        let _ = tx.try_send(());
-                    }
-                }
             }
         }
         if let Some(r) = self.reader.take() {
@@ -814,6 +815,39 @@ impl Engine {
                 out.dedup();
                 let _ = reply.send(out);
             }
+            Command::Metrics(r) => {
+                let _ = r.send(self.metrics());
+            }
+        }
+    }
+
+    fn metrics(&self) -> crate::metrics::Snapshot {
+        let jails: Vec<JailInfo> = (self.settings.jails.iter())
+            .filter_map(|j| self.jail_info(&j.name))
+            .collect();
+        // Every running journal jail, with zeros until its first entry (no missing series).
+        let filters = (jails.iter())
+            .filter(|j| j.enabled && !j.filter.is_empty())
+            .map(|j| {
+                let st = self.stats.get(&j.name).cloned().unwrap_or_default();
+                crate::metrics::FilterMetrics {
+                    jail: j.name.clone(),
+                    filter: j.filter.clone(),
+                    seen: st.seen,
+                    matched: st.matched,
+                    ignored: st.ignored,
+                    no_address: st.no_address,
+                    last_match_us: st.last_match_us,
+                }
+            })
+            .collect();
+        crate::metrics::Snapshot {
+            jails,
+            filters,
+            entries_read: self.entries_read,
+            journal_us: self.journal_us,
+            caught_up: self.caught_up,
+            now_us: now_us(),
         }
     }
 
