@@ -16,8 +16,8 @@
 //! 6. With the watchdog shortened (a drop-in), a frozen f2bd (SIGSTOP) is killed and restarted.
 //! 7. Nothing listens on the metrics port until f2b-metrics.socket is enabled; then f2bd serves
 //!    Prometheus metrics on the socket systemd passes.
-//! 8. Timer mode: f2b-scan.timer and f2b.service exclude each other; f2b-scan.service runs a
-//!    scan and exits.
+//! 8. Timer mode: f2b-scan.timer and f2b.service exclude each other; an attacker who fails
+//!    while no daemon runs is banned by the next f2b-scan.service run, which exits.
 //! 9. An upgrade (`apt install` of the same package with revision 2) restarts f2bd and keeps
 //!    the ban; `apt purge` removes the units, the state, the nftables table and /etc/f2b.
 //!
@@ -39,6 +39,9 @@ const SRV_A: &str = "10.231.1.1";
 const ATTACKER: &str = "10.231.1.2";
 const SRV_B: &str = "10.231.2.1";
 const CLIENT: &str = "10.231.2.2";
+/// A third link: an attacker who comes while only the timer mode runs.
+const SRV_C: &str = "10.231.3.1";
+const ATTACKER2: &str = "10.231.3.2";
 /// Packages of the root file system: the brief's list plus what f2b links (libsqlite3-0), so
 /// that apt needs no network inside the container.
 const INCLUDE: &str =
@@ -222,6 +225,7 @@ impl Container {
                 format!("{NAME}-srv"),
                 format!("{NAME}-atk"),
                 format!("{NAME}-ok"),
+                format!("{NAME}-at2"),
             ],
         };
         // Leftovers of an earlier run that could not clean up (killed test).
@@ -258,18 +262,35 @@ impl Container {
             ip(&format!("netns add {ns}"));
             ip(&format!("-n {ns} link set lo up"));
         }
-        let (srv, atk, ok) = (&self.netns[0], &self.netns[1], &self.netns[2]);
+        let (srv, atk, ok, at2) = (
+            &self.netns[0],
+            &self.netns[1],
+            &self.netns[2],
+            &self.netns[3],
+        );
         ip(&format!(
             "link add {NAME}-a0 netns {srv} type veth peer name {NAME}-a1 netns {atk}"
         ));
         ip(&format!(
             "link add {NAME}-b0 netns {srv} type veth peer name {NAME}-b1 netns {ok}"
         ));
+        ip(&format!(
+            "link add {NAME}-c0 netns {srv} type veth peer name {NAME}-c1 netns {at2}"
+        ));
         ip(&format!("-n {srv} addr add {SRV_A}/24 dev {NAME}-a0"));
         ip(&format!("-n {srv} addr add {SRV_B}/24 dev {NAME}-b0"));
         ip(&format!("-n {atk} addr add {ATTACKER}/24 dev {NAME}-a1"));
         ip(&format!("-n {ok} addr add {CLIENT}/24 dev {NAME}-b1"));
-        for (ns, dev) in [(srv, "a0"), (srv, "b0"), (atk, "a1"), (ok, "b1")] {
+        ip(&format!("-n {srv} addr add {SRV_C}/24 dev {NAME}-c0"));
+        ip(&format!("-n {at2} addr add {ATTACKER2}/24 dev {NAME}-c1"));
+        for (ns, dev) in [
+            (srv, "a0"),
+            (srv, "b0"),
+            (srv, "c0"),
+            (atk, "a1"),
+            (ok, "b1"),
+            (at2, "c1"),
+        ] {
             ip(&format!("-n {ns} link set {NAME}-{dev} up"));
         }
     }
@@ -567,8 +588,8 @@ fn connects(ns: &str, addr: &str) -> bool {
     ]))
 }
 
-/// One failed password login from the attacker's namespace.
-fn failed_login(ns: &str, user: &str) -> Child {
+/// One failed password login from the attacker's namespace to the container's `server`.
+fn failed_login(ns: &str, server: &str, user: &str) -> Child {
     Command::new("ip")
         .args([
             "netns",
@@ -593,7 +614,7 @@ fn failed_login(ns: &str, user: &str) -> Child {
             "-o",
             "ConnectTimeout=5",
         ])
-        .arg(format!("{user}@{SRV_A}"))
+        .arg(format!("{user}@{server}"))
         .arg("true")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -606,7 +627,7 @@ const GET_METRICS: &str = "exec 3<>/dev/tcp/127.0.0.1/9191 && \
      printf \"GET /metrics HTTP/1.0\\r\\n\\r\\n\" >&3 && cat <&3";
 
 fn checks(c: &Container, t0: Instant) {
-    let (_, atk, ok) = (&c.netns[0], &c.netns[1], &c.netns[2]);
+    let (atk, ok, at2) = (&c.netns[1], &c.netns[2], &c.netns[3]);
 
     // 1. Install: enabled, started, READY (Type=notify: `systemctl start` returned), STATUS=.
     c.ok("apt-get install -y -q /opt/f2b/debs/f2b_*.deb");
@@ -663,7 +684,7 @@ fn checks(c: &Container, t0: Instant) {
         "sshd unreachable"
     );
     let logins: Vec<Child> = (0..6)
-        .map(|i| failed_login(atk, if i % 2 == 0 { "root" } else { "admin" }))
+        .map(|i| failed_login(atk, SRV_A, if i % 2 == 0 { "root" } else { "admin" }))
         .collect();
     for mut l in logins {
         let _ = l.wait();
@@ -774,12 +795,22 @@ fn checks(c: &Container, t0: Instant) {
         20,
         "starting f2b-scan.timer did not stop f2b.service",
     );
+    // A new attacker while no daemon runs: banned by the next scan, which resumes from the
+    // cursor the daemon saved.
+    let logins: Vec<Child> = (0..6).map(|_| failed_login(at2, SRV_C, "root")).collect();
+    for mut l in logins {
+        let _ = l.wait();
+    }
+    assert!(connects(at2, SRV_C), "banned although no f2bd ran");
     c.ok("systemctl start f2b-scan.service");
     assert_eq!(
         c.ok("systemctl show -p Result --value f2b-scan.service")
             .trim(),
         "success"
     );
+    let scan = c.ok("journalctl -u f2b-scan.service -o cat --no-pager");
+    assert!(scan.contains(&format!("[sshd] Ban {ATTACKER2} ")), "{scan}");
+    assert!(!connects(at2, SRV_C), "the scan's ban is not enforced");
     assert!(!connects(atk, SRV_A), "ban lost in timer mode");
     c.ok("systemctl start f2b.service");
     c.wait_for(
@@ -822,8 +853,8 @@ fn checks(c: &Container, t0: Instant) {
          ! systemctl is-active -q f2b.service f2b-metrics.socket",
     );
     assert!(
-        connects(atk, SRV_A),
-        "the purged package left the ban behind"
+        connects(atk, SRV_A) && connects(at2, SRV_C),
+        "the purged package left bans behind"
     );
     step("purge removed everything", t0);
 }
