@@ -802,6 +802,14 @@ fn checks(c: &Container, t0: Instant) {
         let _ = l.wait();
     }
     assert!(connects(at2, SRV_C), "banned although no f2bd ran");
+    // sshd has logged them (a scan reads what the journal holds when it runs).
+    c.wait_for(
+        &format!(
+            "[ $(journalctl -u ssh -o cat | grep -c 'Failed password for root from {ATTACKER2} ') -ge 5 ]"
+        ),
+        20,
+        "sshd did not log the failures",
+    );
     c.ok("systemctl start f2b-scan.service");
     assert_eq!(
         c.ok("systemctl show -p Result --value f2b-scan.service")
@@ -809,7 +817,11 @@ fn checks(c: &Container, t0: Instant) {
         "success"
     );
     let scan = c.ok("journalctl -u f2b-scan.service -o cat --no-pager");
-    assert!(scan.contains(&format!("[sshd] Ban {ATTACKER2} ")), "{scan}");
+    assert!(
+        scan.contains(&format!("[sshd] Ban {ATTACKER2} ")),
+        "{scan}\n--- sshd ---\n{}",
+        c.sh_text("journalctl -u ssh -o short-precise --no-pager -n 30; journalctl -u f2b -o short-precise --no-pager -n 20")
+    );
     assert!(!connects(at2, SRV_C), "the scan's ban is not enforced");
     assert!(!connects(atk, SRV_A), "ban lost in timer mode");
     c.ok("systemctl start f2b.service");
