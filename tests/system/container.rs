@@ -802,6 +802,7 @@ fn checks(c: &Container, t0: Instant) {
         let _ = l.wait();
     }
     assert!(connects(at2, SRV_C), "banned although no f2bd ran");
+    step("failed logins while only the timer mode runs", t0);
     // sshd has logged them (a scan reads what the journal holds when it runs).
     c.wait_for(
         &format!(
@@ -810,6 +811,7 @@ fn checks(c: &Container, t0: Instant) {
         20,
         "sshd did not log the failures",
     );
+    step("sshd logged them", t0);
     c.ok("systemctl start f2b-scan.service");
     assert_eq!(
         c.ok("systemctl show -p Result --value f2b-scan.service")
