@@ -64,6 +64,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: FirewallCmd,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions { shell: clap_complete::Shell },
     /// Write a demonstration journal (sshd attacks among ordinary traffic) into DIR.
     DemoJournal {
         dir: PathBuf,
@@ -365,6 +367,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     println!("deleted table inet {}", f2b::firewall::TABLE_NAME);
                 }
             }
+            Ok(0)
+        }
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "f2b", &mut buf);
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = std::io::stdout().write_all(&buf);
             Ok(0)
         }
         Cmd::DemoJournal { dir, entries } => {
