@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Install the Debian/Ubuntu packages f2b needs to build and to run its whole test suite.
+# Install the Debian/Ubuntu packages f2b needs to build and run (`f2b demo-journal` uses
+# systemd-journal-remote); with --tests also everything the whole test suite uses (real
+# services, private buses, a Debian root for the system test, cargo-deb).
 # Idempotent: installs only what is missing. Run as root (or through sudo).
 set -euo pipefail
+tests=""
+[ "${1:-}" = "--tests" ] && tests=1
 PKGS=(
   pkg-config libsystemd-dev libnftnl-dev libmnl-dev libsqlite3-dev   # build
-  systemd-journal-remote                                             # real journal files in tests
+  systemd-journal-remote                                             # real journal files (demo, tests)
+)
+[ -n "$tests" ] && PKGS+=(
   nftables iproute2                                                  # firewall and packet tests (netns)
   dbus dbus-daemon policykit-1                                       # private buses for D-Bus tests
   openssh-server openssh-client sshpass                              # real sshd in the filter tests
@@ -32,6 +38,6 @@ if ((${#missing[@]})); then
   [ -z "$created_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 # cargo-deb builds the Debian package (the system test installs it in a booted container).
-if ! cargo deb --version >/dev/null 2>&1; then
+if [ -n "$tests" ] && ! cargo deb --version >/dev/null 2>&1; then
   cargo install --locked cargo-deb --version 3.8.0
 fi

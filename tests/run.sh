@@ -4,7 +4,7 @@
 # why they skip otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash packaging/build-deps.sh
+bash packaging/build-deps.sh --tests
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets --no-fail-fast
