@@ -113,6 +113,13 @@ pub fn spawn(
     }
 }
 
+/// Buffers [`Reader::entry`] reuses from one entry to the next.
+#[derive(Default)]
+struct Scratch {
+    routes: Vec<usize>,
+    hot: Vec<usize>,
+}
+
 /// One routing field and, per value, the routes it selects.
 type FieldRoutes = (&'static CStr, HashMap<Vec<u8>, Vec<usize>>);
 
@@ -386,6 +393,8 @@ impl Reader {
         wake: OwnedFd,
     ) -> io::Result<()> {
         let mut caught_up = false;
+        // Per-entry scratch buffers, reused so the hot path does not allocate.
+        let mut scratch = Scratch::default();
         let batch_max = cfg.batch.max(1);
         loop {
             while let Ok(c) = ctl.try_recv() {
@@ -407,7 +416,7 @@ impl Reader {
                     }
                     Ok(_) => {
                         batch.entries += 1;
-                        if let Err(e) = self.entry(&mut batch) {
+                        if let Err(e) = self.entry(&mut batch, &mut scratch) {
                             self.warn(format!("skipping an unreadable journal entry: {e}"));
                         }
                     }
@@ -485,10 +494,11 @@ impl Reader {
     /// The hot path reads the routing fields and MESSAGE, and runs one `RegexSet::is_match`
     /// per routed jail on the message borrowed from the journal's mmap. Only on a hit (rare)
     /// is the message copied and `_PID` read, and the matching pattern run for captures.
-    fn entry(&mut self, batch: &mut Batch) -> io::Result<()> {
+    fn entry(&mut self, batch: &mut Batch, scratch: &mut Scratch) -> io::Result<()> {
         let t = self.j.timestamp_usec()?;
         batch.last_time_us = t;
-        let mut routes: Vec<usize> = Vec::new();
+        let routes = &mut scratch.routes;
+        routes.clear();
         match &self.router.all {
             Some(all) => routes.extend_from_slice(all),
             None => {
@@ -509,13 +519,14 @@ impl Reader {
         if routes.is_empty() {
             return Ok(());
         }
-        let mut hot: Vec<usize> = Vec::new();
+        let hot = &mut scratch.hot;
+        hot.clear();
         let message = {
             let Some(f) = self.j.get_data(c"MESSAGE")? else {
                 return Ok(());
             };
             let msg = String::from_utf8_lossy(f.value().unwrap_or_default());
-            for &ri in &routes {
+            for &ri in routes.iter() {
                 self.router.stats[ri].seen += 1;
                 if self.router.routes[ri].filter.may_match(&msg) {
                     hot.push(ri);
@@ -539,7 +550,7 @@ impl Reader {
         };
         let mut found: Vec<(usize, Outcome)> = Vec::new();
         let router = &mut self.router;
-        for ri in hot {
+        for &ri in hot.iter() {
             let st = &mut router.stats[ri];
             let out = router.routes[ri]
                 .filter
