@@ -12,15 +12,16 @@ use serde_json::json;
 
 use crate::config::{JailConfig, Settings};
 use crate::engine::host_text;
-use crate::filter::{CompiledFilter, FilterDef, JournalMatch, Outcome, PidCache};
+use crate::filter::{CompiledFilter, EntryCtx, FilterDef, JournalMatch, Outcome, Sessions};
 use crate::jail::{History, Jail, Verdict};
+use crate::source::syslog::SyslogParser;
 use crate::source::{self, JournalSpec, Route, RouteStats, SourceConfig, SourceEvent, StartAt};
 
 /// What to read.
 #[derive(Debug, Clone)]
 pub enum TestSource {
     Journal(JournalSpec),
-    /// Text, one MESSAGE per line (`-` = stdin).
+    /// Text (`-` = stdin): syslog lines (RFC 3164, RFC 5424, ISO) or one MESSAGE per line.
     Text(PathBuf),
 }
 
@@ -43,6 +44,9 @@ impl TestSource {
 /// Options of one run.
 pub struct TestOptions {
     pub all_units: bool,
+    /// Print the lines given to the filter that no failregex matched (at most
+    /// [`MAX_MISSED`]).
+    pub show_missed: bool,
     pub json: bool,
     /// Replay this jail's logic (maxretry, findtime, ignoreip…) and report its bans.
     pub jail: Option<JailConfig>,
@@ -56,7 +60,11 @@ pub struct Summary {
     pub matched: u64,
     pub ignored: u64,
     pub no_address: u64,
+    /// Failure lines of an attempt already counted for their session.
+    pub absorbed: u64,
     pub missed: u64,
+    /// Text lines of other programs (their syslog ident is not the filter's).
+    pub other_programs: u64,
     pub per_regex: Vec<u64>,
     pub addresses: BTreeMap<String, u64>,
     pub bans: Vec<serde_json::Value>,
@@ -70,9 +78,28 @@ struct Acc<'a> {
     sum: Summary,
     json: bool,
     out: Box<dyn Write + 'a>,
+    shown_missed: u64,
 }
 
+/// At most this many missed lines are printed by `--show-missed`.
+pub const MAX_MISSED: u64 = 1000;
+
 impl Acc<'_> {
+    fn missed(&mut self, opts: &TestOptions, msg: &str) -> std::io::Result<()> {
+        if !opts.show_missed {
+            return Ok(());
+        }
+        self.shown_missed += 1;
+        if self.shown_missed > MAX_MISSED {
+            return Ok(());
+        }
+        if self.json {
+            writeln!(self.out, "{}", json!({"missed": msg}))
+        } else {
+            writeln!(self.out, "missed  {msg}")
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn hit(
         &mut self,
@@ -164,6 +191,7 @@ pub fn run(
         },
         json: opts.json,
         out,
+        shown_missed: 0,
     };
     let started = Instant::now();
     match src {
@@ -176,23 +204,42 @@ pub fn run(
                         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
                 ))
             };
-            let mut pids = PidCache::default();
+            let mut sessions = Sessions::default();
+            let parser = SyslogParser::default();
             let base = crate::engine::now_us();
             for (i, line) in reader.split(b'\n').enumerate() {
                 let line = line?;
-                let msg = String::from_utf8_lossy(&line);
-                let msg = msg.trim_end_matches('\r');
-                let t = base + i as u64;
+                let text = String::from_utf8_lossy(&line);
+                let l = parser.parse(text.trim_end_matches('\r'));
                 acc.sum.entries += 1;
+                if let Some(ident) = l.ident {
+                    if !opts.all_units && !def.selects_ident(ident) {
+                        acc.sum.other_programs += 1;
+                        continue;
+                    }
+                }
+                let msg = l.message.trim_end();
+                let ctx = EntryCtx {
+                    time_us: l.time_us.unwrap_or(base + i as u64),
+                    pid: l.pid,
+                    boot: 0,
+                };
                 acc.sum.routed += 1;
-                match acc.filter.apply(msg, None, t, &mut pids) {
-                    Outcome::Miss => acc.sum.missed += 1,
+                match acc.filter.apply_entry(msg, &ctx, &mut sessions) {
+                    Outcome::Miss => {
+                        acc.sum.missed += 1;
+                        acc.missed(opts, msg)?;
+                    }
                     Outcome::Ignored { .. } => acc.sum.ignored += 1,
-                    Outcome::NoAddress { .. } => acc.sum.no_address += 1,
+                    Outcome::NoAddress { .. } => {
+                        acc.sum.no_address += 1;
+                        acc.missed(opts, msg)?;
+                    }
+                    Outcome::Absorbed { .. } => acc.sum.absorbed += 1,
                     Outcome::Failure { regex, addr, user } => {
                         acc.sum.matched += 1;
                         acc.sum.per_regex[regex] += 1;
-                        acc.hit(addr, regex, msg, t, None, user.as_deref())?;
+                        acc.hit(addr, regex, msg, ctx.time_us, None, user.as_deref())?;
                     }
                 }
             }
@@ -215,6 +262,7 @@ pub fn run(
                     jail: Arc::from("test"),
                     matches,
                     filter: filter.clone(),
+                    report_missed: opts.show_missed,
                 }],
                 tx,
             )?;
@@ -225,6 +273,9 @@ pub fn run(
                         acc.sum.entries += b.entries;
                         if let Some(s) = b.stats.first() {
                             stats.add(s);
+                        }
+                        for m in &b.missed {
+                            acc.missed(opts, &m.message)?;
                         }
                         for h in &b.hits {
                             acc.hit(
@@ -248,6 +299,7 @@ pub fn run(
             acc.sum.matched = stats.matched;
             acc.sum.ignored = stats.ignored;
             acc.sum.no_address = stats.no_address;
+            acc.sum.absorbed = stats.absorbed;
             acc.sum.missed = stats.missed();
             for (a, b) in acc.sum.per_regex.iter_mut().zip(&stats.per_regex) {
                 *a = *b;
@@ -303,9 +355,16 @@ pub fn print_summary(
     )?;
     writeln!(
         w,
-        "Results:    {} matched, {} ignored, {} without address, {} missed",
-        s.matched, s.ignored, s.no_address, s.missed
+        "Results:    {} matched, {} ignored, {} without address, {} already counted for their session, {} missed",
+        s.matched, s.ignored, s.no_address, s.absorbed, s.missed
     )?;
+    if s.other_programs > 0 {
+        writeln!(
+            w,
+            "Other:      {} lines of other programs (their syslog ident is not this filter's)",
+            s.other_programs
+        )?;
+    }
     writeln!(w, "Failregex hits:")?;
     for (i, n) in s.per_regex.iter().enumerate() {
         let src = filter.fail_source(i);

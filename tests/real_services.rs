@@ -419,12 +419,7 @@ impl Judge {
     fn routed<'a>(&self, entries: &'a [Entry]) -> Vec<&'a Entry> {
         entries
             .iter()
-            .filter(|e| {
-                self.def
-                    .matches
-                    .iter()
-                    .any(|m| m.field == "SYSLOG_IDENTIFIER" && m.value == e.ident)
-            })
+            .filter(|e| self.def.selects_ident(&e.ident))
             .collect()
     }
 

@@ -299,6 +299,7 @@ fn cursor_resume_is_exact() {
         jail: Arc::from("ssh"),
         matches: def.matches.clone(),
         filter: def.compile(None).unwrap(),
+        report_missed: false,
     };
     let read = |start: StartAt| -> (Vec<u64>, Vec<String>) {
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);

@@ -45,8 +45,13 @@ enum Cmd {
     Test {
         /// Filter name or path to a filter file, optionally with `:MODE`.
         filter: String,
-        /// Journal directory, journal file, text file of MESSAGE lines, or `-` for stdin.
+        /// Journal directory, journal file, syslog text file (auth.log…), text file of MESSAGE
+        /// lines, or `-` for stdin.
         source: Option<String>,
+        /// Print the lines given to the filter that no failregex matched (like fail2ban-regex's
+        /// --print-all-missed), at most 1000.
+        #[arg(long)]
+        show_missed: bool,
         /// Do not apply the filter's journal matches (read every unit).
         #[arg(long)]
         all_units: bool,
@@ -265,6 +270,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             filter,
             source,
             all_units,
+            show_missed,
             jail,
             samples: want_samples,
         } => {
@@ -295,8 +301,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                             .to_string(),
                     ),
                 };
-                let list = samples::parse(&origin, &text).map_err(anyhow::Error::msg)?;
-                let report = samples::check(&def, &origin, &list);
+                let file = samples::parse(&origin, &text).map_err(anyhow::Error::msg)?;
+                let report = samples::check(&def, &origin, &file);
                 for p in &report.problems {
                     println!("FAIL {p}");
                 }
@@ -325,6 +331,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let src = TestSource::guess(source);
             let opts = TestOptions {
                 all_units: *all_units,
+                show_missed: *show_missed,
                 json: cli.json,
                 jail: jail_cfg,
             };

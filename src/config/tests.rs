@@ -49,7 +49,7 @@ mode = "aggressive"
 maxretry = 3
 findtime = "1h30m"
 ports = [22, "8000-8100", "http"]
-extra_matches = ["SYSLOG_IDENTIFIER=testsvc"]
+extra_matches = ["SYSLOG_IDENTIFIER=testsvc _UID=0"]
 ipv6_prefix = 64
 bantime_increment = true
 bantime_multipliers = [1, 2, 4]
@@ -177,4 +177,13 @@ fn missing_root_config() {
         .contains("/nonexistent/f2b.toml"));
     o.allow_missing = true;
     assert!(load(&o).unwrap().jails.is_empty());
+}
+
+#[test]
+fn jail_matches_on_a_forgeable_identifier_are_refused() {
+    let e = err("[jail.testsvc]\nenabled = true\nmatches = [\"SYSLOG_IDENTIFIER=sshd\"]\n");
+    assert!(
+        e.starts_with("f2b.toml:3:") && e.contains("forged") && e.contains("_SYSTEMD_UNIT"),
+        "{e}"
+    );
 }

@@ -165,6 +165,7 @@ impl Engine {
                         jail: Arc::from(j.name()),
                         matches: matches.clone(),
                         filter: filter.clone(),
+                        report_missed: false,
                     });
                     names.push(j.name().to_string());
                 }

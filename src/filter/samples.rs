@@ -23,7 +23,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use super::{CompiledFilter, FilterDef, Outcome, PatternKind, PidCache};
+use super::{CompiledFilter, EntryCtx, FilterDef, Outcome, Sessions};
 use crate::location::line_of;
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +31,28 @@ use crate::location::line_of;
 struct RawSamples {
     #[serde(default)]
     sample: Vec<toml::Spanned<Sample>>,
+    #[serde(default)]
+    session: Vec<toml::Spanned<SessionSample>>,
+}
+
+/// Lines of one connection, in order, and the failures they must count (see
+/// [`super::session`]): checks correlation and that one attempt counts once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSample {
+    pub lines: Vec<String>,
+    /// The address of each failure counted, in order (empty: nothing counts).
+    pub counts: Vec<IpAddr>,
+    /// Mode to check in (default: the filter's default mode).
+    pub mode: Option<String>,
+    pub note: Option<String>,
+}
+
+/// A parsed sample file: single lines and sessions, each with its line in the file.
+#[derive(Debug, Clone, Default)]
+pub struct SampleFile {
+    pub samples: Vec<(usize, Sample)>,
+    pub sessions: Vec<(usize, SessionSample)>,
 }
 
 /// One sample line and what is expected of it.
@@ -63,22 +85,30 @@ impl SampleReport {
 }
 
 /// Parse a sample file. `origin` names it in errors.
-pub fn parse(origin: &str, text: &str) -> Result<Vec<(usize, Sample)>, String> {
+pub fn parse(origin: &str, text: &str) -> Result<SampleFile, String> {
     let raw: RawSamples = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
         format!("{origin}:{line}: {}", e.message())
     })?;
-    Ok(raw
-        .sample
-        .into_iter()
-        .map(|s| (line_of(text, s.span().start), s.into_inner()))
-        .collect())
+    Ok(SampleFile {
+        samples: raw
+            .sample
+            .into_iter()
+            .map(|s| (line_of(text, s.span().start), s.into_inner()))
+            .collect(),
+        sessions: raw
+            .session
+            .into_iter()
+            .map(|s| (line_of(text, s.span().start), s.into_inner()))
+            .collect(),
+    })
 }
 
 /// Check `samples` against `def` (all modes).
-pub fn check(def: &FilterDef, origin: &str, samples: &[(usize, Sample)]) -> SampleReport {
+pub fn check(def: &FilterDef, origin: &str, file: &SampleFile) -> SampleReport {
+    let samples = &file.samples;
     let mut report = SampleReport {
-        samples: samples.len(),
+        samples: samples.len() + file.sessions.len(),
         ..Default::default()
     };
     let modes: Vec<Option<String>> = if def.modes().next().is_none() {
@@ -98,7 +128,7 @@ pub fn check(def: &FilterDef, origin: &str, samples: &[(usize, Sample)]) -> Samp
     let default_mode = def.default_mode.clone().or_else(|| modes[0].clone());
     // Coverage: (kind, location) of every pattern hit by some sample.
     let mut hit: BTreeSet<(String, usize, String)> = BTreeSet::new();
-    let mut pid_caches: Vec<PidCache> = compiled.iter().map(|_| PidCache::default()).collect();
+    let mut pid_caches: Vec<Sessions> = compiled.iter().map(|_| Sessions::default()).collect();
 
     for (n, (line_no, s)) in samples.iter().enumerate() {
         let at = format!("{origin}:{line_no}");
@@ -128,8 +158,8 @@ pub fn check(def: &FilterDef, origin: &str, samples: &[(usize, Sample)]) -> Samp
                     which.join(", ")
                 ));
             }
-            for p in filter.patterns_hit(&s.line) {
-                hit.insert(p);
+            for (kind, line, text) in filter.patterns_hit(&s.line) {
+                hit.insert((kind.key().to_string(), line, text));
             }
             let applies = match (&s.mode, s.ip) {
                 (Some(m), _) => mode.as_deref() == Some(m.as_str()),
@@ -164,6 +194,7 @@ pub fn check(def: &FilterDef, origin: &str, samples: &[(usize, Sample)]) -> Samp
                 )),
                 (None, Outcome::Ignored { .. })
                 | (None, Outcome::Miss)
+                | (None, Outcome::Absorbed { .. })
                 | (None, Outcome::NoAddress { .. }) => {
                     if s.ignored && !matches!(outcome, Outcome::Ignored { .. }) {
                         report.problems.push(format!(
@@ -174,41 +205,56 @@ pub fn check(def: &FilterDef, origin: &str, samples: &[(usize, Sample)]) -> Samp
             }
         }
     }
+    for (line_no, sess) in &file.sessions {
+        let at = format!("{origin}:{line_no}");
+        let mode = sess.mode.clone().or_else(|| default_mode.clone());
+        let Some((_, filter)) = compiled.iter().find(|(m, _)| *m == mode) else {
+            report.problems.push(format!(
+                "{at}: unknown mode {mode:?} (modes: {})",
+                def.mode_list()
+            ));
+            continue;
+        };
+        for (_, f) in &compiled {
+            for l in &sess.lines {
+                for (kind, line, text) in f.patterns_hit(l) {
+                    hit.insert((kind.key().to_string(), line, text));
+                }
+            }
+        }
+        report.checks += 1;
+        let mut sessions = Sessions::default();
+        let counted: Vec<IpAddr> = (sess.lines.iter().enumerate())
+            .filter_map(|(i, l)| {
+                let ctx = EntryCtx {
+                    time_us: (i as u64 + 1) * 1_000_000,
+                    pid: Some(4242),
+                    boot: 1,
+                };
+                match filter.apply_entry(l, &ctx, &mut sessions) {
+                    Outcome::Failure { addr, .. } => Some(addr),
+                    _ => None,
+                }
+            })
+            .collect();
+        if counted != sess.counts {
+            report.problems.push(format!(
+                "{at}: mode {}: the session counts {counted:?}, expected {:?}",
+                mode.as_deref().unwrap_or("(default)"),
+                sess.counts
+            ));
+        }
+    }
     for p in def.all_patterns() {
-        let key = (kind_name(p.kind).to_string(), p.loc.line, p.text.clone());
+        let key = (p.kind.key().to_string(), p.loc.line, p.text.clone());
         if !hit.contains(&key) {
             report.problems.push(format!(
                 "{}: {} {:?} is hit by no sample",
                 p.loc,
-                kind_name(p.kind),
+                p.kind.key(),
                 p.text
             ));
         }
     }
     report
-}
-
-fn kind_name(k: PatternKind) -> &'static str {
-    match k {
-        PatternKind::Fail => "failregex",
-        PatternKind::Ignore => "ignoreregex",
-        PatternKind::Pid => "pidregex",
-    }
-}
-
-impl CompiledFilter {
-    /// Every pattern of this mode (any kind) that matches `line`, as (kind, line, text).
-    fn patterns_hit(&self, line: &str) -> Vec<(String, usize, String)> {
-        let mut out = Vec::new();
-        for list in [&self.fail, &self.ignore, &self.pid] {
-            if list.regexes.is_empty() {
-                continue;
-            }
-            for i in list.set.matches(line).iter() {
-                let p = &list.sources[i];
-                out.push((kind_name(p.kind).to_string(), p.loc.line, p.text.clone()));
-            }
-        }
-        out
-    }
 }

@@ -1,11 +1,12 @@
 use super::*;
+use std::net::IpAddr;
 
 fn def(text: &str) -> Result<FilterDef, FilterError> {
     FilterDef::parse("t", "t.toml", text)
 }
 
 fn fail(f: &CompiledFilter, msg: &str) -> Option<(IpAddr, Option<String>)> {
-    match f.apply(msg, None, 0, &mut PidCache::default()) {
+    match f.apply(msg, None, 0, &mut Sessions::default()) {
         Outcome::Failure { addr, user, .. } => Some((addr, user)),
         _ => None,
     }
@@ -105,7 +106,7 @@ tail = 'port [0-9]+'
             "auth failed for trusted from 1.2.3.4 port 5",
             None,
             0,
-            &mut PidCache::default()
+            &mut Sessions::default()
         ),
         Outcome::Ignored { .. }
     ));
@@ -131,7 +132,7 @@ pidregex = ['^Connection from <HOST> port [0-9]+$']
 "#)
     .unwrap();
     let f = d.compile(None).unwrap();
-    let mut pids = PidCache::default();
+    let mut pids = Sessions::default();
     assert_eq!(
         f.apply("Connection from 198.51.100.4 port 1", Some(7), 1, &mut pids),
         Outcome::Miss
@@ -163,14 +164,14 @@ fn every_builtin_filter_passes_its_samples() {
             continue;
         };
         let origin = format!("tests/samples/{name}.toml");
-        let samples = match samples::parse(&origin, text) {
+        let file = match samples::parse(&origin, text) {
             Ok(s) => s,
             Err(e) => {
                 failures.push(e);
                 continue;
             }
         };
-        let report = samples::check(def, &origin, &samples);
+        let report = samples::check(def, &origin, &file);
         failures.extend(report.problems);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -36,10 +36,51 @@ impl ExportEntry {
         self
     }
 
-    /// A typical service message: unit, identifier, pid, message.
+    /// Replace a field's value (or add it); `None` removes it.
+    pub fn set(mut self, k: &str, v: Option<&str>) -> Self {
+        self.fields.retain(|(f, _)| f != k);
+        if let Some(v) = v {
+            self.fields.push((k.to_string(), v.to_string()));
+        }
+        self
+    }
+
+    /// What a local user gets with `logger -t IDENT MSG` from a session or a user unit
+    /// (`user_unit`), or from no unit at all: the identifier is forged, the trusted fields are
+    /// the user's.
+    pub fn forged(
+        realtime_us: u64,
+        uid: u32,
+        user_unit: Option<&str>,
+        ident: &str,
+        msg: &str,
+    ) -> Self {
+        let mut e = ExportEntry::new(realtime_us)
+            .field("_UID", uid.to_string())
+            .field("_GID", uid.to_string())
+            .field("_COMM", "logger")
+            .field("_EXE", "/usr/bin/logger")
+            .field("_TRANSPORT", "syslog")
+            .field("SYSLOG_IDENTIFIER", ident)
+            .field("_PID", "31337");
+        if let Some(u) = user_unit {
+            e = e
+                .field("_SYSTEMD_UNIT", format!("user@{uid}.service"))
+                .field("_SYSTEMD_USER_UNIT", u);
+        }
+        e.field("MESSAGE", msg)
+    }
+
+    /// A typical message of a system service running as root, with the trusted fields
+    /// journald would add: unit, uid 0, the program name (`_COMM`, cut to 15 bytes like the
+    /// kernel's), pid; then the identifier and message the process wrote.
     pub fn service(realtime_us: u64, unit: &str, ident: &str, pid: u32, msg: &str) -> Self {
+        let comm: String = ident.chars().take(15).collect();
         ExportEntry::new(realtime_us)
             .field("_SYSTEMD_UNIT", unit)
+            .field("_UID", "0")
+            .field("_COMM", comm)
+            .field("_TRANSPORT", "syslog")
             .field("SYSLOG_IDENTIFIER", ident)
             .field("_PID", pid.to_string())
             .field("_HOSTNAME", "demo")

@@ -10,6 +10,8 @@
 
 pub mod export;
 mod reader;
+mod route;
+pub mod syslog;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -50,6 +52,20 @@ pub struct Route {
     pub jail: Arc<str>,
     pub matches: Vec<JournalMatch>,
     pub filter: CompiledFilter,
+    /// Send the MESSAGEs given to the filter that no failregex matched (`f2b test
+    /// --show-missed`), at most [`MAX_MISSED_PER_BATCH`] per batch.
+    pub report_missed: bool,
+}
+
+/// Bound on [`Batch::missed`].
+pub const MAX_MISSED_PER_BATCH: usize = 256;
+
+/// A MESSAGE no failregex matched.
+#[derive(Debug, Clone)]
+pub struct Missed {
+    pub route: usize,
+    pub time_us: u64,
+    pub message: String,
 }
 
 /// A failure found by a filter.
@@ -81,6 +97,8 @@ pub struct RouteStats {
     pub ignored: u64,
     /// Failregex hits with no usable address.
     pub no_address: u64,
+    /// Failure lines of an attempt their session had already counted (not counted again).
+    pub absorbed: u64,
     /// Hits per failregex.
     pub per_regex: Vec<u64>,
     /// Journal time of the newest match (µs), 0 = none in this batch.
@@ -93,6 +111,7 @@ impl RouteStats {
         self.matched += d.matched;
         self.ignored += d.ignored;
         self.no_address += d.no_address;
+        self.absorbed += d.absorbed;
         if self.per_regex.len() < d.per_regex.len() {
             self.per_regex.resize(d.per_regex.len(), 0);
         }
@@ -102,7 +121,7 @@ impl RouteStats {
         self.last_match_us = self.last_match_us.max(d.last_match_us);
     }
     pub fn missed(&self) -> u64 {
-        self.seen - self.matched - self.ignored - self.no_address
+        self.seen - self.matched - self.ignored - self.no_address - self.absorbed
     }
 }
 
@@ -125,6 +144,8 @@ pub enum SourceEvent {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub hits: Vec<Hit>,
+    /// Lines of routes with `report_missed` that no failregex matched.
+    pub missed: Vec<Missed>,
     /// Entries read (all of them, matched by the journal matches or not routed).
     pub entries: u64,
     /// Cursor of the last entry read; resume after it.

@@ -1,6 +1,5 @@
 //! The reader thread (see the module docs of [`crate::source`]).
 
-use std::collections::HashMap;
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -10,11 +9,12 @@ use std::thread::{self, JoinHandle};
 use systemd::journal::{Journal, OpenDirectoryOptions, OpenFilesOptions, OpenOptions};
 use tokio::sync::mpsc;
 
+use super::route::{journal_groups, FieldValues, Router};
 use super::{
-    cursor_realtime, Batch, Hit, JournalSpec, Route, RouteStats, SourceConfig, SourceError,
-    SourceEvent, StartAt,
+    cursor_realtime, Batch, Hit, JournalSpec, Missed, Route, SourceConfig, SourceError,
+    SourceEvent, StartAt, MAX_MISSED_PER_BATCH,
 };
-use crate::filter::{Outcome, PidCache, MATCH_FIELDS};
+use crate::filter::{EntryCtx, Outcome};
 
 enum Control {
     Routes(Arc<Vec<Route>>, u64),
@@ -118,100 +118,7 @@ pub fn spawn(
 struct Scratch {
     routes: Vec<usize>,
     hot: Vec<usize>,
-}
-
-/// One routing field and, per value, the routes it selects.
-type FieldRoutes = (&'static CStr, HashMap<Vec<u8>, Vec<usize>>);
-
-/// Routes compiled for fast per-entry dispatch.
-struct Router {
-    routes: Arc<Vec<Route>>,
-    generation: u64,
-    /// When every route has the same matches, the journal-level match already routes.
-    all: Option<Vec<usize>>,
-    /// Routes that take every entry (no matches: `f2b test --all-units`).
-    always: Vec<usize>,
-    /// Per routing field: value → routes.
-    fields: Vec<FieldRoutes>,
-    pids: Vec<PidCache>,
-    stats: Vec<RouteStats>,
-}
-
-const FIELD_CSTRS: &[&CStr] = &[
-    c"_SYSTEMD_UNIT",
-    c"SYSLOG_IDENTIFIER",
-    c"_COMM",
-    c"_SYSTEMD_USER_UNIT",
-    c"CONTAINER_NAME",
-];
-
-impl Router {
-    /// `filtered`: sd-journal already returns only entries matching some route.
-    fn new(routes: Arc<Vec<Route>>, generation: u64, filtered: bool) -> Router {
-        debug_assert_eq!(FIELD_CSTRS.len(), MATCH_FIELDS.len());
-        let first = routes.first().map(|r| {
-            let mut m = r.matches.clone();
-            m.sort();
-            m
-        });
-        let same = routes.iter().all(|r| {
-            let mut m = r.matches.clone();
-            m.sort();
-            Some(m) == first
-        });
-        let mut fields: Vec<FieldRoutes> = Vec::new();
-        let all_units = routes.iter().all(|r| r.matches.is_empty());
-        let shortcut = same && (filtered || all_units);
-        if !shortcut {
-            for (fi, name) in MATCH_FIELDS.iter().enumerate() {
-                let mut map: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
-                for (ri, r) in routes.iter().enumerate() {
-                    for m in r.matches.iter().filter(|m| m.field == *name) {
-                        let v = map.entry(m.value.as_bytes().to_vec()).or_default();
-                        if !v.contains(&ri) {
-                            v.push(ri);
-                        }
-                    }
-                }
-                if !map.is_empty() {
-                    fields.push((FIELD_CSTRS[fi], map));
-                }
-            }
-        }
-        let n = routes.len();
-        Router {
-            all: shortcut.then(|| (0..n).collect()),
-            always: routes
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.matches.is_empty())
-                .map(|(i, _)| i)
-                .collect(),
-            fields,
-            pids: (0..n).map(|_| PidCache::default()).collect(),
-            stats: routes
-                .iter()
-                .map(|r| RouteStats {
-                    per_regex: vec![0; r.filter.fail_count()],
-                    ..Default::default()
-                })
-                .collect(),
-            routes,
-            generation,
-        }
-    }
-
-    fn take_stats(&mut self) -> Vec<RouteStats> {
-        let fresh: Vec<RouteStats> = self
-            .routes
-            .iter()
-            .map(|r| RouteStats {
-                per_regex: vec![0; r.filter.fail_count()],
-                ..Default::default()
-            })
-            .collect();
-        std::mem::replace(&mut self.stats, fresh)
-    }
+    vals: FieldValues,
 }
 
 struct Reader {
@@ -247,37 +154,20 @@ fn open_journal(spec: &JournalSpec) -> Result<Journal, SourceError> {
     })
 }
 
-/// More OR-ed match terms than this make sd-journal slower than reading every entry and
-/// routing in-process (measured: 138 terms → 53k entries/s; no terms → over 1M/s).
-const MAX_JOURNAL_TERMS: usize = 12;
-
-/// The journal-level match terms for `routes`, or `None` when every entry must be read
-/// (a route without matches, or too many terms for sd-journal to evaluate quickly).
-fn journal_terms(routes: &[Route]) -> Option<Vec<String>> {
-    if routes.iter().any(|r| r.matches.is_empty()) {
-        return None;
-    }
-    let mut terms: Vec<String> = routes
-        .iter()
-        .flat_map(|r| r.matches.iter().map(|m| m.to_string()))
-        .collect();
-    terms.sort();
-    terms.dedup();
-    (terms.len() <= MAX_JOURNAL_TERMS).then_some(terms)
-}
-
-/// Install the union of the routes' matches in sd-journal; returns whether it did.
+/// Install the routes' journal-level groups in sd-journal; returns whether sd-journal now
+/// evaluates the routes' alternatives exactly (no glob term was left out).
 fn install_matches(j: &mut Journal, routes: &[Route]) -> io::Result<bool> {
     j.match_flush()?;
-    let Some(terms) = journal_terms(routes) else {
+    let Some(groups) = journal_groups(routes) else {
         return Ok(false);
     };
-    for (i, t) in terms.iter().enumerate() {
-        let (k, v) = t.split_once('=').expect("validated FIELD=value");
+    for (i, g) in groups.iter().enumerate() {
         if i > 0 {
             j.match_or()?;
         }
-        j.match_add(k, v.as_bytes().to_vec())?;
+        for (field, value) in g {
+            j.match_add(field.name(), value.as_bytes().to_vec())?;
+        }
     }
     Ok(true)
 }
@@ -498,24 +388,16 @@ impl Reader {
         let t = self.j.timestamp_usec()?;
         batch.last_time_us = t;
         let routes = &mut scratch.routes;
-        routes.clear();
-        match &self.router.all {
-            Some(all) => routes.extend_from_slice(all),
-            None => {
-                routes.extend_from_slice(&self.router.always);
-                for (field, map) in &self.router.fields {
-                    if let Some(f) = self.j.get_data(*field)? {
-                        if let Some(rs) = f.value().and_then(|v| map.get(v)) {
-                            for r in rs {
-                                if !routes.contains(r) {
-                                    routes.push(*r);
-                                }
-                            }
-                        }
-                    }
+        let vals = &mut scratch.vals;
+        vals.clear();
+        for &f in &self.router.fields {
+            if let Some(d) = self.j.get_data(f.cname())? {
+                if let Some(v) = d.value() {
+                    vals.set(f, v);
                 }
             }
         }
+        self.router.select(vals, routes);
         if routes.is_empty() {
             return Ok(());
         }
@@ -528,8 +410,15 @@ impl Reader {
             let msg = String::from_utf8_lossy(f.value().unwrap_or_default());
             for &ri in routes.iter() {
                 self.router.stats[ri].seen += 1;
-                if self.router.routes[ri].filter.may_match(&msg) {
+                let route = &self.router.routes[ri];
+                if route.filter.may_match(&msg) {
                     hot.push(ri);
+                } else if route.report_missed && batch.missed.len() < MAX_MISSED_PER_BATCH {
+                    batch.missed.push(Missed {
+                        route: ri,
+                        time_us: t,
+                        message: msg.clone().into_owned(),
+                    });
                 }
             }
             if hot.is_empty() {
@@ -537,28 +426,50 @@ impl Reader {
             }
             msg.into_owned()
         };
-        let pid = if hot
+        let mut ctx = EntryCtx {
+            time_us: t,
+            pid: None,
+            boot: 0,
+        };
+        if hot
             .iter()
             .any(|&ri| self.router.routes[ri].filter.uses_pid())
         {
-            self.j.get_data(c"_PID")?.and_then(|f| {
+            ctx.pid = self.j.get_data(c"_PID")?.and_then(|f| {
                 f.value()
                     .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-            })
-        } else {
-            None
-        };
+            });
+            ctx.boot = self
+                .j
+                .get_data(c"_BOOT_ID")?
+                .and_then(|f| f.value().map(boot_hash))
+                .unwrap_or(0);
+        }
+        let pid = ctx.pid;
         let mut found: Vec<(usize, Outcome)> = Vec::new();
         let router = &mut self.router;
         for &ri in hot.iter() {
             let st = &mut router.stats[ri];
-            let out = router.routes[ri]
-                .filter
-                .apply(&message, pid, t, &mut router.pids[ri]);
+            let out =
+                router.routes[ri]
+                    .filter
+                    .apply_entry(&message, &ctx, &mut router.sessions[ri]);
+            let missed = matches!(out, Outcome::Miss | Outcome::NoAddress { .. });
+            if missed
+                && router.routes[ri].report_missed
+                && batch.missed.len() < MAX_MISSED_PER_BATCH
+            {
+                batch.missed.push(Missed {
+                    route: ri,
+                    time_us: t,
+                    message: message.clone(),
+                });
+            }
             match out {
                 Outcome::Miss => {}
                 Outcome::Ignored { .. } => st.ignored += 1,
                 Outcome::NoAddress { .. } => st.no_address += 1,
+                Outcome::Absorbed { .. } => st.absorbed += 1,
                 Outcome::Failure { regex, .. } => {
                     st.matched += 1;
                     st.per_regex[regex] += 1;
@@ -598,4 +509,11 @@ impl Reader {
             .get_data(name)?
             .and_then(|f| f.value().map(|v| String::from_utf8_lossy(v).into_owned())))
     }
+}
+
+/// A boot id (32 hex digits) folded into a u64 for session keys.
+fn boot_hash(v: &[u8]) -> u64 {
+    v.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
