@@ -109,15 +109,19 @@ impl Acc<'_> {
         t: u64,
         unit: Option<&str>,
         user: Option<&str>,
+        counts: bool,
     ) -> std::io::Result<()> {
-        *self.sum.addresses.entry(addr.to_string()).or_default() += 1;
         if self.json {
-            let mut o = json!({"ip": addr.to_string(), "regex": regex, "message": msg, "time_us": t, "unit": unit});
+            let mut o = json!({"ip": addr.to_string(), "regex": regex, "message": msg, "time_us": t, "unit": unit, "counted": counts});
             if let Some(u) = user {
                 o["user"] = json!(u);
             }
             writeln!(self.out, "{o}")?;
         }
+        if !counts {
+            return Ok(());
+        }
+        *self.sum.addresses.entry(addr.to_string()).or_default() += 1;
         if let Some((jail, hist)) = &mut self.jail {
             if let Verdict::Ban(d) = jail.failure(addr, t, msg, hist) {
                 hist.record(d.net, &d.jail, d.start_us);
@@ -235,11 +239,15 @@ pub fn run(
                         acc.sum.no_address += 1;
                         acc.missed(opts, msg)?;
                     }
-                    Outcome::Absorbed { .. } => acc.sum.absorbed += 1,
+                    Outcome::Absorbed { regex, addr } => {
+                        acc.sum.absorbed += 1;
+                        acc.sum.per_regex[regex] += 1;
+                        acc.hit(addr, regex, msg, ctx.time_us, None, None, false)?;
+                    }
                     Outcome::Failure { regex, addr, user } => {
                         acc.sum.matched += 1;
                         acc.sum.per_regex[regex] += 1;
-                        acc.hit(addr, regex, msg, ctx.time_us, None, user.as_deref())?;
+                        acc.hit(addr, regex, msg, ctx.time_us, None, user.as_deref(), true)?;
                     }
                 }
             }
@@ -285,6 +293,7 @@ pub fn run(
                                 h.time_us,
                                 h.unit.as_deref(),
                                 h.user.as_deref(),
+                                h.counts,
                             )?;
                         }
                     }
@@ -355,14 +364,15 @@ pub fn print_summary(
     )?;
     writeln!(
         w,
-        "Results:    {} matched, {} ignored, {} without address, {} already counted for their session, {} missed",
-        s.matched, s.ignored, s.no_address, s.absorbed, s.missed
+        "Results:    {} matched (+{} lines of attempts already counted for their session), {} ignored, {} without address, {} missed",
+        s.matched, s.absorbed, s.ignored, s.no_address, s.missed
     )?;
     if s.other_programs > 0 {
         writeln!(
             w,
-            "Other:      {} lines of other programs (their syslog ident is not this filter's)",
-            s.other_programs
+            "Other:      {} line{} of other programs (their syslog ident is not this filter's)",
+            s.other_programs,
+            if s.other_programs == 1 { "" } else { "s" }
         )?;
     }
     writeln!(w, "Failregex hits:")?;

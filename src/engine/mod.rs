@@ -322,7 +322,7 @@ impl Engine {
         let mut decisions = Vec::new();
         let mut touched = Vec::new();
         let mut windows: Vec<(String, IpNet)> = Vec::new();
-        for hit in &b.hits {
+        for hit in b.hits.iter().filter(|h| h.counts) {
             let Some(name) = names.get(hit.route) else {
                 continue;
             };

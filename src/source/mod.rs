@@ -77,6 +77,9 @@ pub struct Hit {
     pub user: Option<String>,
     /// Index of the failregex (in the route's compiled filter).
     pub regex: usize,
+    /// Whether it counts as a failure: `false` for a line of an attempt its session already
+    /// counted (see [`crate::filter::session`]); such hits are reported, not counted.
+    pub counts: bool,
     /// Journal realtime of the entry (µs since the epoch): the event time.
     pub time_us: u64,
     pub message: String,

@@ -469,7 +469,11 @@ impl Reader {
                 Outcome::Miss => {}
                 Outcome::Ignored { .. } => st.ignored += 1,
                 Outcome::NoAddress { .. } => st.no_address += 1,
-                Outcome::Absorbed { .. } => st.absorbed += 1,
+                Outcome::Absorbed { regex, .. } => {
+                    st.absorbed += 1;
+                    st.per_regex[regex] += 1;
+                    found.push((ri, out));
+                }
                 Outcome::Failure { regex, .. } => {
                     st.matched += 1;
                     st.per_regex[regex] += 1;
@@ -485,12 +489,18 @@ impl Reader {
         let ident = self.field(c"SYSLOG_IDENTIFIER")?;
         let hostname = self.field(c"_HOSTNAME")?;
         for (route, out) in found {
-            if let Outcome::Failure { regex, addr, user } = out {
+            let (regex, addr, user, counts) = match out {
+                Outcome::Failure { regex, addr, user } => (regex, addr, user, true),
+                Outcome::Absorbed { regex, addr } => (regex, addr, None, false),
+                _ => continue,
+            };
+            {
                 batch.hits.push(Hit {
                     route,
                     addr,
                     user,
                     regex,
+                    counts,
                     time_us: t,
                     message: message.clone(),
                     unit: unit.clone(),
