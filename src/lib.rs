@@ -39,7 +39,9 @@
 //! Binaries: `f2bd` (the service) and `f2b` (the command-line tool) are thin layers over
 //! this library.
 
+pub mod addr;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod dbus;
 pub mod engine;

@@ -51,33 +51,8 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request heads larger than this are refused.
 const MAX_REQUEST: usize = 8192;
 
-/// Filter counters of one journal jail.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FilterMetrics {
-    pub jail: String,
-    /// Filter name (with `:mode` when a mode is chosen).
-    pub filter: String,
-    pub seen: u64,
-    pub matched: u64,
-    pub ignored: u64,
-    pub no_address: u64,
-    /// Journal time of the newest match, µs since the epoch; 0 = none yet.
-    pub last_match_us: u64,
-}
-
-/// What the engine reports for one scrape.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Snapshot {
-    pub jails: Vec<JailInfo>,
-    pub filters: Vec<FilterMetrics>,
-    pub entries_read: u64,
-    /// Journal time of the newest entry processed, µs; 0 = none yet.
-    pub journal_us: u64,
-    /// The startup backlog has been processed.
-    pub caught_up: bool,
-    /// Wall clock when the snapshot was taken, µs.
-    pub now_us: u64,
-}
+/// What the engine reports for one scrape (defined by the engine, rendered here).
+pub use crate::engine::{FilterMetrics, MetricsSnapshot as Snapshot};
 
 /// Take the sockets systemd passed for metrics: every passed fd named [`FD_NAME`] (or every
 /// passed fd when systemd gave no names), checked to be a listening stream socket. Returns an
@@ -403,13 +378,13 @@ pub fn render(s: &Snapshot) -> String {
         (
             "f2b_jail_failures_total",
             "counter",
-            "Failures counted by the jail since f2bd started.",
+            "Failures counted by the jail since it was first started (kept across restarts).",
             |j| j.total_failed.to_string(),
         ),
         (
             "f2b_jail_bans_total",
             "counter",
-            "Bans made by the jail since f2bd started.",
+            "Bans made by the jail since it was first started (kept across restarts).",
             |j| j.total_banned.to_string(),
         ),
         (
@@ -465,6 +440,26 @@ pub fn render(s: &Snapshot) -> String {
             |f| secs(f.last_match_us),
         ),
     ];
+    family(
+        &mut o,
+        "f2b_jail_windows_evicted_total",
+        "counter",
+        "Failure windows dropped because the jail tracked max_tracked addresses already.",
+    );
+    for (jail, n) in &s.windows_evicted {
+        let _ = writeln!(
+            o,
+            "f2b_jail_windows_evicted_total{{jail=\"{}\"}} {n}",
+            label(jail)
+        );
+    }
+    family(
+        &mut o,
+        "f2b_bans_pending",
+        "gauge",
+        "Bans decided but not enforced yet: the firewall refused them (retried).",
+    );
+    let _ = writeln!(o, "f2b_bans_pending {}", s.pending_bans);
     for (name, kind, help, value) in filter_families {
         family(&mut o, name, kind, help);
         for f in &s.filters {
@@ -531,6 +526,7 @@ mod tests {
             findtime_s: 600,
             bantime_s: 600,
             currently_failed: 2,
+            current_failures: 3,
             total_failed: 17,
             currently_banned: 1,
             total_banned: 3,
@@ -551,6 +547,8 @@ mod tests {
                 last_match_us: 1_700_000_000_500_000,
             }],
             entries_read: 1234,
+            windows_evicted: vec![("sshd".into(), 4)],
+            pending_bans: 0,
             journal_us: 1_700_000_000_000_000,
             caught_up: false,
             now_us: 1_700_000_010_000_000,
@@ -566,6 +564,8 @@ mod tests {
             "f2b_filter_entries_ignored_total{jail=\"sshd\",filter=\"sshd\"} 1",
             "f2b_filter_last_match_timestamp_seconds{jail=\"sshd\",filter=\"sshd\"} 1700000000.500000",
             "f2b_journal_entries_read_total 1234",
+            "f2b_jail_windows_evicted_total{jail=\"sshd\"} 4",
+            "f2b_bans_pending 0",
             "f2b_journal_lag_seconds 10",
             "f2b_journal_caught_up 0",
         ] {

@@ -124,7 +124,7 @@ impl Acc<'_> {
         *self.sum.addresses.entry(addr.to_string()).or_default() += 1;
         if let Some((jail, hist)) = &mut self.jail {
             if let Verdict::Ban(d) = jail.failure(addr, t, msg, hist) {
-                hist.record(d.net, &d.jail, d.start_us);
+                hist.record(d.net, &d.jail, d.start_us, true);
                 let b = json!({
                     "jail": d.jail, "address": host_text(&d.net), "time_us": d.start_us,
                     "bantime": d.bantime.to_string(), "failures": d.failures,

@@ -412,6 +412,8 @@ async fn manual_ban_unban_and_reload_keep_state() {
             jail: "ssh".into(),
             addr: "203.0.113.77/32".parse().unwrap(),
             duration: Some(Duration::from_secs(60)),
+            force: false,
+            origin: f2b::jail::Origin::default(),
             reply,
         })
         .await
@@ -425,6 +427,7 @@ async fn manual_ban_unban_and_reload_keep_state() {
         .call(|reply| Command::Unban {
             jail: None,
             addr: "203.0.113.77/32".parse().unwrap(),
+            origin: f2b::jail::Origin::default(),
             reply,
         })
         .await
@@ -438,6 +441,8 @@ async fn manual_ban_unban_and_reload_keep_state() {
             jail: "nosuch".into(),
             addr: "203.0.113.77/32".parse().unwrap(),
             duration: None,
+            force: false,
+            origin: f2b::jail::Origin::default(),
             reply,
         })
         .await
@@ -450,6 +455,8 @@ async fn manual_ban_unban_and_reload_keep_state() {
             jail: "ssh".into(),
             addr: "192.0.2.1/32".parse().unwrap(),
             duration: None,
+            force: false,
+            origin: f2b::jail::Origin::default(),
             reply,
         })
         .await

@@ -65,6 +65,7 @@ async fn restart_resumes_after_the_cursor_and_restores_bans() {
         .call(|reply| Command::Unban {
             jail: None,
             addr: "198.51.100.2/32".parse().unwrap(),
+            origin: f2b::jail::Origin::default(),
             reply,
         })
         .await

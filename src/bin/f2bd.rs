@@ -260,10 +260,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ = term.recv() => { let _ = stop_tx.send(true); }
             _ = hup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-                match handle.call(f2b::engine::Command::Reload).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => warn!("reload refused, keeping the running configuration: {e}"),
-                    Err(e) => warn!("reload: {e}"),
+                if let Err(e) = handle.reload().await {
+                    warn!(error = %e, "reload refused, keeping the running configuration: {e}");
                 }
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             }

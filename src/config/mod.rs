@@ -107,6 +107,7 @@ jail_keys! {
     bantime_rndtime: RawDur,
     bantime_overalljails: bool,
     bantime_fastrebans: bool,
+    max_tracked: i64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,7 +156,7 @@ pub struct Increment {
 }
 
 /// One validated jail.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JailConfig {
     pub name: String,
     pub enabled: bool,
@@ -169,11 +170,20 @@ pub struct JailConfig {
     pub ipv4_prefix: u8,
     pub ipv6_prefix: u8,
     pub increment: Option<Increment>,
+    /// Addresses with open failure windows tracked at most (the oldest dropped beyond).
+    pub max_tracked: usize,
     /// Where `[jail.NAME]` was declared.
     pub loc: Location,
 }
 
 impl JailConfig {
+    /// The same settings (what enforces and counts), wherever the jail was written.
+    pub fn same_settings(&self, other: &JailConfig) -> bool {
+        let mut a = self.clone();
+        a.loc = other.loc.clone();
+        a == *other
+    }
+
     /// The filter name, for journal jails.
     pub fn filter_name(&self) -> Option<&str> {
         match &self.source {
@@ -197,7 +207,7 @@ pub struct Settings {
     pub daemon: DaemonConfig,
     /// Every jail declared, enabled or not, in name order.
     pub jails: Vec<JailConfig>,
-    /// Compiled filters of enabled journal jails, by jail name.
+    /// Compiled filters of every journal jail (enabled or not), by jail name.
     pub filters: BTreeMap<String, CompiledFilter>,
     /// The files read, in merge order.
     pub files: Vec<PathBuf>,
@@ -386,7 +396,8 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
             decl: loc,
         };
         let jail = r.build(&library)?;
-        if jail.enabled {
+        // Compiled for every jail, enabled or not: `f2b start JAIL` then compiles nothing.
+        {
             if let JailSource::Journal { filter, mode, .. } = &jail.source {
                 let def = library.get(filter).expect("checked by build");
                 filters.insert(name.clone(), def.compile(mode.as_deref())?);
@@ -679,7 +690,15 @@ impl Resolver<'_> {
         } else {
             None
         };
+        let max_tracked = match get!(self, max_tracked) {
+            Some((n, l)) => usize::try_from(*n)
+                .ok()
+                .filter(|n| (1..=10_000_000).contains(n))
+                .ok_or_else(|| self.err(l, "max_tracked", format!("{n} is not in 1..=10000000")))?,
+            None => crate::jail::DEFAULT_MAX_TRACKED,
+        };
         Ok(JailConfig {
+            max_tracked,
             name: self.jail_name.to_string(),
             enabled,
             source,

@@ -313,6 +313,7 @@ mod tests {
             findtime_s: 600,
             bantime_s: 3600,
             currently_failed: 0,
+            current_failures: 0,
             total_failed: 0,
             currently_banned: 0,
             total_banned: 0,

@@ -73,8 +73,10 @@ impl JailObject {
     ) -> Result<u64> {
         let addr = validate::address(address)?;
         let duration = validate::ban_seconds(seconds)?;
-        self.shared.authorize(conn, &hdr).await?;
-        self.shared.ban(self.name.clone(), addr, duration).await
+        let uid = self.shared.authorize(conn, &hdr).await?;
+        self.shared
+            .ban(self.name.clone(), addr, duration, uid)
+            .await
     }
 
     /// Unban `address` from this jail; returns how many bans were lifted (0 or 1).
@@ -86,8 +88,8 @@ impl JailObject {
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<u32> {
         let addr = validate::address(address)?;
-        self.shared.authorize(conn, &hdr).await?;
-        self.shared.unban(Some(self.name.clone()), addr).await
+        let uid = self.shared.authorize(conn, &hdr).await?;
+        self.shared.unban(Some(self.name.clone()), addr, uid).await
     }
 
     /// This jail's active bans, sorted by address, paged (`limit` ≤ 10000).

@@ -63,8 +63,8 @@ impl Manager {
         let jail = validate::jail(jail)?;
         let addr = validate::address(address)?;
         let duration = validate::ban_seconds(seconds)?;
-        self.shared.authorize(conn, &hdr).await?;
-        self.shared.ban(jail, addr, duration).await
+        let uid = self.shared.authorize(conn, &hdr).await?;
+        self.shared.ban(jail, addr, duration, uid).await
     }
 
     /// Unban `address` from `jail` (every jail when empty); returns how many bans were lifted.
@@ -78,8 +78,8 @@ impl Manager {
     ) -> Result<u32> {
         let jail = validate::opt_jail(jail)?;
         let addr = validate::address(address)?;
-        self.shared.authorize(conn, &hdr).await?;
-        self.shared.unban(jail, addr).await
+        let uid = self.shared.authorize(conn, &hdr).await?;
+        self.shared.unban(jail, addr, uid).await
     }
 
     /// Lift every ban of `jail` (of every jail when empty).
@@ -113,7 +113,7 @@ impl Manager {
             removed,
             changed,
             unchanged,
-        } = self.shared.engine.call(Command::Reload).await??;
+        } = self.shared.engine.reload().await?;
         Ok((added, removed, changed, unchanged))
     }
 

@@ -38,6 +38,7 @@ pub use path::{escape_label, jail_name, jail_path, JAIL_PATH_PREFIX};
 pub use types::{BanRecord, HistoryEntry};
 
 use crate::engine::{Command, EngineHandle};
+use crate::jail::Origin;
 
 /// The well-known name of f2bd.
 pub const BUS_NAME: &str = "org.f2b";
@@ -125,7 +126,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    async fn authorize(&self, conn: &Connection, hdr: &Header<'_>) -> error::Result<()> {
+    /// The caller's uid, if it may change things.
+    async fn authorize(&self, conn: &Connection, hdr: &Header<'_>) -> error::Result<u32> {
         self.auth.check(conn, Some(hdr), ACTION_MANAGE).await
     }
 
@@ -159,6 +161,7 @@ impl Shared {
         jail: String,
         addr: IpNet,
         duration: Option<Duration>,
+        uid: u32,
     ) -> error::Result<u64> {
         Ok(self
             .engine
@@ -166,15 +169,22 @@ impl Shared {
                 jail,
                 addr,
                 duration,
+                force: false,
+                origin: Origin::Manual { uid, user: None },
                 reply,
             })
             .await??)
     }
 
-    async fn unban(&self, jail: Option<String>, addr: IpNet) -> error::Result<u32> {
+    async fn unban(&self, jail: Option<String>, addr: IpNet, uid: u32) -> error::Result<u32> {
         Ok(self
             .engine
-            .call(|reply| Command::Unban { jail, addr, reply })
+            .call(|reply| Command::Unban {
+                jail,
+                addr,
+                origin: Origin::Manual { uid, user: None },
+                reply,
+            })
             .await??)
     }
 }

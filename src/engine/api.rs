@@ -5,8 +5,13 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use ipnet::IpNet;
 use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::config::{LoadOptions, Settings};
+use crate::jail::Origin;
 
 /// Errors the engine returns to callers. Rendered into D-Bus errors by the control plane.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -39,6 +44,8 @@ pub struct BanInfo {
     pub count: u32,
     /// Failures that triggered it (0 for manual bans).
     pub failures: u32,
+    /// Who ordered it: "local", "manual:…", "peer:HOST", "import".
+    pub origin: String,
 }
 
 /// A jail's settings and counters.
@@ -52,9 +59,14 @@ pub struct JailInfo {
     pub findtime_s: u64,
     /// Seconds; -1 = permanent.
     pub bantime_s: i64,
+    /// Addresses with failures in their window now.
     pub currently_failed: u32,
+    /// Failures in the open windows now.
+    pub current_failures: u64,
+    /// Failures counted since the jail was first started (kept across restarts).
     pub total_failed: u64,
     pub currently_banned: u32,
+    /// Bans made since the jail was first started (kept across restarts).
     pub total_banned: u64,
 }
 
@@ -89,17 +101,23 @@ pub enum Command {
         reply: oneshot::Sender<Result<(Vec<BanInfo>, usize), CommandError>>,
     },
     /// Ban `addr` (address or CIDR) in `jail` for `duration` (`None` = the jail's bantime,
-    /// with increments). Returns the ban end in µs (0 = permanent).
+    /// with increments). A prefix holding an ignored or own address is refused unless
+    /// `force`. Returns the ban end in µs (0 = permanent). Errors when the firewall refused it.
     Ban {
         jail: String,
         addr: IpNet,
         duration: Option<Duration>,
+        force: bool,
+        /// Who asked (logged, kept with the ban).
+        origin: Origin,
         reply: oneshot::Sender<Result<u64, CommandError>>,
     },
     /// Unban `addr` from `jail` (every jail when `None`). Returns how many bans were lifted.
     Unban {
         jail: Option<String>,
         addr: IpNet,
+        /// Who asked (logged).
+        origin: Origin,
         reply: oneshot::Sender<Result<u32, CommandError>>,
     },
     /// Unban everything in `jail` (every jail when `None`).
@@ -118,15 +136,50 @@ pub enum Command {
         value: Tunable,
         reply: oneshot::Sender<Result<(), CommandError>>,
     },
-    /// Re-read the configuration; on error the running config stays.
-    Reload(oneshot::Sender<Result<ReloadSummary, CommandError>>),
+    /// Switch to a new, validated configuration (see [`EngineHandle::reload`], which loads it
+    /// off the engine loop); on error the running configuration stays.
+    Reload {
+        settings: Box<Settings>,
+        reply: oneshot::Sender<Result<ReloadSummary, CommandError>>,
+    },
     /// Past bans of an address: (jail, start µs).
     History {
         addr: IpAddr,
         reply: oneshot::Sender<Vec<(String, u64)>>,
     },
     /// Counters for the Prometheus endpoint (see [`crate::metrics`]).
-    Metrics(oneshot::Sender<crate::metrics::Snapshot>),
+    Metrics(oneshot::Sender<MetricsSnapshot>),
+}
+
+/// One running filter's counters, for the metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FilterMetrics {
+    pub jail: String,
+    pub filter: String,
+    pub seen: u64,
+    pub matched: u64,
+    pub ignored: u64,
+    pub no_address: u64,
+    /// Journal time of the newest match, µs; 0 = none yet.
+    pub last_match_us: u64,
+}
+
+/// The engine's numbers at one moment (rendered by [`crate::metrics`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    pub jails: Vec<JailInfo>,
+    pub filters: Vec<FilterMetrics>,
+    /// Per jail: failure windows dropped because the jail tracked `max_tracked` addresses.
+    pub windows_evicted: Vec<(String, u64)>,
+    /// Bans the firewall has not accepted yet (retried).
+    pub pending_bans: u64,
+    pub entries_read: u64,
+    /// Journal time of the newest entry processed, µs; 0 = none yet.
+    pub journal_us: u64,
+    /// The startup backlog has been processed.
+    pub caught_up: bool,
+    /// Wall clock when the snapshot was taken, µs.
+    pub now_us: u64,
 }
 
 /// Events the engine publishes (D-Bus signals, `f2b monitor`, metrics).
@@ -153,9 +206,39 @@ pub enum Event {
 pub struct EngineHandle {
     pub(crate) tx: mpsc::Sender<Command>,
     pub(crate) events: broadcast::Sender<Event>,
+    /// How [`EngineHandle::reload`] reads the configuration.
+    load: Arc<LoadOptions>,
 }
 
 impl EngineHandle {
+    pub(crate) fn new(
+        tx: mpsc::Sender<Command>,
+        events: broadcast::Sender<Event>,
+        load: LoadOptions,
+    ) -> EngineHandle {
+        EngineHandle {
+            tx,
+            events,
+            load: Arc::new(load),
+        }
+    }
+
+    /// Re-read the configuration (on a blocking thread: files, filters, regex compilation)
+    /// and hand the validated settings to the engine. A configuration that does not load,
+    /// or that the firewall refuses, changes nothing.
+    pub async fn reload(&self) -> Result<ReloadSummary, CommandError> {
+        let load = self.load.clone();
+        let settings = tokio::task::spawn_blocking(move || crate::config::load(&load))
+            .await
+            .map_err(|_| CommandError::ShuttingDown)?
+            .map_err(|e| CommandError::InvalidConfig(e.to_string()))?;
+        self.call(|reply| Command::Reload {
+            settings: Box::new(settings),
+            reply,
+        })
+        .await?
+    }
+
     /// Send a command built around a fresh reply channel and await the reply.
     pub async fn call<T>(
         &self,
@@ -179,7 +262,7 @@ impl EngineHandle {
     pub fn detached(capacity: usize) -> (EngineHandle, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(capacity);
         let (events, _) = broadcast::channel(1024);
-        (EngineHandle { tx, events }, rx)
+        (EngineHandle::new(tx, events, LoadOptions::default()), rx)
     }
 
     /// Publish an event (engine side).

@@ -14,14 +14,61 @@ use ipnet::IpNet;
 
 pub use history::History;
 
+use crate::addr::{overlaps, unbannable};
+pub use crate::clock::usecs;
 use crate::config::{BanTime, IgnoreList, JailConfig};
 
 /// Matched lines kept per address for the ban report.
 const MAX_LINES: usize = 10;
+/// A kept line is cut to this many bytes (a tracked address must stay cheap).
+const MAX_LINE_BYTES: usize = 256;
+/// Addresses a jail tracks (open failure windows) at most, by default; the oldest windows
+/// are dropped first beyond it (a distributed attack must not exhaust memory).
+pub const DEFAULT_MAX_TRACKED: usize = 100_000;
 
-/// Microseconds in a `Duration`, saturating.
-pub fn usecs(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+/// Who ordered a ban.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// This host's jail, from failures it saw.
+    #[default]
+    Local,
+    /// By hand over D-Bus (`f2b ban`): the caller's uid and, when known, user name.
+    Manual { uid: u32, user: Option<String> },
+    /// Another host of the fleet.
+    Peer(String),
+    /// Carried over from fail2ban's database.
+    Import,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Local => f.write_str("local"),
+            Origin::Manual { uid, user: Some(u) } => write!(f, "manual:{u}({uid})"),
+            Origin::Manual { uid, user: None } => write!(f, "manual:uid {uid}"),
+            Origin::Peer(h) => write!(f, "peer:{h}"),
+            Origin::Import => f.write_str("import"),
+        }
+    }
+}
+
+impl Origin {
+    /// Whether a ban of this origin counts as a repeat offence for incremental ban times
+    /// (a ban by hand says nothing about the address's behaviour).
+    pub fn counts_as_offence(&self) -> bool {
+        !matches!(self, Origin::Manual { .. })
+    }
+}
+
+fn cut_line(line: &str) -> Box<str> {
+    if line.len() <= MAX_LINE_BYTES {
+        return line.into();
+    }
+    let mut end = MAX_LINE_BYTES;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end]).into()
 }
 
 /// A decision to ban, sent to the firewall and store.
@@ -41,6 +88,10 @@ pub struct BanDecision {
     pub lines: Vec<String>,
     /// This is the n-th ban of the address (1 = first), as counted for increments.
     pub count: u32,
+    pub origin: Origin,
+    /// The jail's aggregation prefix was not banned because it holds an ignored or own
+    /// address: this single address was banned instead.
+    pub narrowed_from: Option<IpNet>,
 }
 
 /// An active ban as the jail knows it.
@@ -50,6 +101,39 @@ pub struct ActiveBan {
     pub end_us: Option<u64>,
     pub count: u32,
     pub failures: u32,
+    pub origin: OriginKind,
+}
+
+/// The kind of an [`Origin`], kept with each active ban (one byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OriginKind {
+    #[default]
+    Local,
+    Manual,
+    Peer,
+    Import,
+}
+
+impl OriginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OriginKind::Local => "local",
+            OriginKind::Manual => "manual",
+            OriginKind::Peer => "peer",
+            OriginKind::Import => "import",
+        }
+    }
+}
+
+impl From<&Origin> for OriginKind {
+    fn from(o: &Origin) -> OriginKind {
+        match o {
+            Origin::Local => OriginKind::Local,
+            Origin::Manual { .. } => OriginKind::Manual,
+            Origin::Peer(_) => OriginKind::Peer,
+            Origin::Import => OriginKind::Import,
+        }
+    }
 }
 
 impl ActiveBan {
@@ -65,24 +149,34 @@ pub enum Verdict {
     Counted { failures: u32, needed: u32 },
     /// The address is in `ignoreip` (or is this host's own).
     Ignored,
+    /// The address can never be a client (unspecified, loopback, multicast, broadcast).
+    Unbannable(&'static str),
     /// The address is already banned in this jail.
     AlreadyBanned,
     /// The address reached the threshold.
     Ban(BanDecision),
 }
 
+/// One tracked address: its failure times in the window and the latest lines.
 #[derive(Debug, Default)]
 struct Window {
     times: VecDeque<u64>,
-    lines: VecDeque<String>,
+    lines: VecDeque<Box<str>>,
+    /// When the window was opened (its entry in the eviction queue).
+    opened: u64,
 }
 
 /// Counters for status and metrics.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
+    /// Failures counted, since the jail was first started (kept across restarts).
     pub total_failed: u64,
+    /// Bans made, since the jail was first started (kept across restarts).
     pub total_banned: u64,
+    /// Failures from ignored (or own, or unbannable) addresses.
     pub ignored: u64,
+    /// Open windows dropped because the jail tracked `max_tracked` addresses already.
+    pub evicted: u64,
 }
 
 /// One jail's state.
@@ -98,8 +192,17 @@ pub struct Jail {
     pub counters: Counters,
     /// Addresses never banned besides `cfg.ignore` (this host's, when ignoreself).
     self_ignore: IgnoreList,
+    /// This host's addresses: never inside a prefix ban, whatever ignoreself says.
+    own: Vec<IpNet>,
     prune_at: usize,
     rng: u64,
+    /// Windows in the order they were opened (lazy: checked against `windows` on pop).
+    opened: VecDeque<(u64, IpNet)>,
+    opened_seq: u64,
+    /// At most this many open windows.
+    pub max_tracked: usize,
+    /// The eviction was logged (once per jail).
+    pub evicted_logged: bool,
 }
 
 impl Jail {
@@ -114,14 +217,19 @@ impl Jail {
                 .bytes()
                 .fold(0u64, |h, b| h.rotate_left(5) ^ b as u64);
         Jail {
+            max_tracked: cfg.max_tracked,
             cfg,
             windows: HashMap::new(),
             bans: HashMap::new(),
             lifted: HashMap::new(),
             counters: Counters::default(),
             self_ignore,
+            own: self_addrs.to_vec(),
             prune_at: 1024,
             rng,
+            opened: VecDeque::new(),
+            opened_seq: 0,
+            evicted_logged: false,
         }
     }
 
@@ -135,22 +243,47 @@ impl Jail {
         let windows = std::mem::take(&mut self.windows);
         let bans = std::mem::take(&mut self.bans);
         let lifted = std::mem::take(&mut self.lifted);
+        let opened = std::mem::take(&mut self.opened);
+        let (seq, logged) = (self.opened_seq, self.evicted_logged);
         *self = Jail::new(cfg, self_addrs);
         self.counters = counters;
         self.windows = windows;
         self.bans = bans;
         self.lifted = lifted;
+        self.opened = opened;
+        self.opened_seq = seq;
+        self.evicted_logged = logged;
     }
 
-    /// The unit an address is counted and banned as (its aggregation prefix).
+    /// The unit an address is counted and banned as: its aggregation prefix, or the address
+    /// alone when the prefix would hold an ignored or own address (see [`Jail::protected`]).
     pub fn key(&self, addr: IpAddr) -> IpNet {
+        self.key_and_prefix(addr).0
+    }
+
+    /// [`Jail::key`], and the prefix that was not used because it is protected.
+    pub fn key_and_prefix(&self, addr: IpAddr) -> (IpNet, Option<IpNet>) {
         let len = match addr {
             IpAddr::V4(_) => self.cfg.ipv4_prefix,
             IpAddr::V6(_) => self.cfg.ipv6_prefix,
         };
-        IpNet::new(addr, len)
+        let net = IpNet::new(addr, len)
             .expect("prefix validated by config")
-            .trunc()
+            .trunc();
+        if net.prefix_len() < net.max_prefix_len() && self.protected(&net) {
+            (IpNet::from(addr), Some(net))
+        } else {
+            (net, None)
+        }
+    }
+
+    /// Whether `net` holds (or is inside) an ignoreip network or one of this host's own
+    /// addresses: such a prefix is never banned as a whole.
+    pub fn protected(&self, net: &IpNet) -> bool {
+        (self.cfg.ignore.nets().iter())
+            .chain(self.own.iter())
+            .chain(self.self_ignore.nets().iter())
+            .any(|n| overlaps(n, net))
     }
 
     pub fn is_ignored(&self, addr: IpAddr) -> bool {
@@ -159,11 +292,15 @@ impl Jail {
 
     /// Count one failure of `addr` at journal time `t` (µs).
     pub fn failure(&mut self, addr: IpAddr, t: u64, line: &str, history: &History) -> Verdict {
+        if let Some(why) = unbannable(addr) {
+            self.counters.ignored += 1;
+            return Verdict::Unbannable(why);
+        }
         if self.is_ignored(addr) {
             self.counters.ignored += 1;
             return Verdict::Ignored;
         }
-        let key = self.key(addr);
+        let (key, narrowed_from) = self.key_and_prefix(addr);
         if let Some(b) = self.bans.get(&key) {
             if b.active_at(t) {
                 return Verdict::AlreadyBanned;
@@ -177,7 +314,20 @@ impl Jail {
         }
         self.counters.total_failed += 1;
         let findtime = usecs(self.cfg.findtime);
-        let w = self.windows.entry(key).or_default();
+        if !self.windows.contains_key(&key) {
+            self.make_room();
+            self.opened_seq += 1;
+            self.opened.push_back((self.opened_seq, key));
+            self.windows.insert(
+                key,
+                Window {
+                    times: VecDeque::with_capacity(1),
+                    lines: VecDeque::with_capacity(1),
+                    opened: self.opened_seq,
+                },
+            );
+        }
+        let w = self.windows.get_mut(&key).expect("inserted above");
         // A failure counts while it is less than findtime older than the newest one.
         while w
             .times
@@ -190,7 +340,7 @@ impl Jail {
         if w.lines.len() == MAX_LINES {
             w.lines.pop_front();
         }
-        w.lines.push_back(line.to_string());
+        w.lines.push_back(cut_line(line));
         let failures = w.times.len() as u32;
         let prior = self.prior_bans(key, t, history);
         let needed = self.needed(prior);
@@ -201,7 +351,29 @@ impl Jail {
             return Verdict::Counted { failures, needed };
         }
         let w = self.windows.remove(&key).unwrap_or_default();
-        Verdict::Ban(self.decide(key, t, failures, w.lines.into_iter().collect(), prior))
+        let lines = w.lines.into_iter().map(String::from).collect();
+        let mut d = self.decide(key, t, failures, lines, prior);
+        d.narrowed_from = narrowed_from;
+        Verdict::Ban(d)
+    }
+
+    /// Drop the oldest windows while the jail tracks `max_tracked` addresses or more.
+    fn make_room(&mut self) {
+        while self.windows.len() >= self.max_tracked.max(1) {
+            let Some((seq, key)) = self.opened.pop_front() else {
+                break;
+            };
+            if self.windows.get(&key).is_some_and(|w| w.opened == seq) {
+                self.windows.remove(&key);
+                self.counters.evicted += 1;
+            }
+        }
+        // The queue holds stale entries of closed windows: compact it when it doubles.
+        if self.opened.len() > 2 * self.windows.len() + 1024 {
+            let live = &self.windows;
+            self.opened
+                .retain(|(seq, key)| live.get(key).is_some_and(|w| w.opened == *seq));
+        }
     }
 
     fn prior_bans(&self, key: IpNet, t: u64, history: &History) -> u32 {
@@ -212,7 +384,7 @@ impl Jail {
                 } else {
                     Some(self.cfg.name.as_str())
                 };
-                history.count(key, jail, t)
+                history.count_offences(key, jail, t)
             }
             None => 0,
         }
@@ -274,6 +446,7 @@ impl Jail {
                 end_us,
                 count,
                 failures,
+                origin: OriginKind::Local,
             },
         );
         self.counters.total_banned += 1;
@@ -286,6 +459,8 @@ impl Jail {
             failures,
             lines,
             count,
+            origin: Origin::Local,
+            narrowed_from: None,
         }
     }
 
@@ -297,10 +472,19 @@ impl Jail {
         t: u64,
         duration: Option<BanTime>,
         history: &History,
+        origin: Origin,
     ) -> BanDecision {
         let prior = self.prior_bans(net, t, history);
         self.windows.remove(&net);
         let mut d = self.decide(net, t, 0, Vec::new(), prior);
+        // A ban by hand is not counted as a repeat offence (it keeps the count it had), and is
+        // not a ban the jail's failures made.
+        d.count = prior.max(1);
+        if let Some(b) = self.bans.get_mut(&net) {
+            b.count = d.count;
+            b.origin = OriginKind::from(&origin);
+        }
+        d.origin = origin;
         if let Some(bt) = duration {
             d.bantime = bt;
             d.end_us = bt.as_duration().map(|x| t.saturating_add(usecs(x)));
@@ -400,8 +584,22 @@ impl Jail {
 
     /// Restore an open window (start of day).
     pub fn restore_window(&mut self, net: IpNet, times: Vec<u64>) {
-        let w = self.windows.entry(net).or_default();
+        if !self.windows.contains_key(&net) {
+            self.make_room();
+            self.opened_seq += 1;
+            self.opened.push_back((self.opened_seq, net));
+        }
+        let seq = self.opened_seq;
+        let w = self.windows.entry(net).or_insert_with(|| Window {
+            opened: seq,
+            ..Window::default()
+        });
         w.times = times.into_iter().collect();
+    }
+
+    /// Failures currently counted in open windows (all addresses).
+    pub fn failures_in_windows(&self) -> u64 {
+        self.windows.values().map(|w| w.times.len() as u64).sum()
     }
 
     /// The failure times currently counted for `net`.

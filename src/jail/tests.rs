@@ -24,6 +24,7 @@ fn cfg(maxretry: u32, findtime: u64, bantime: u64) -> JailConfig {
         ipv4_prefix: 32,
         ipv6_prefix: 128,
         increment: None,
+        max_tracked: DEFAULT_MAX_TRACKED,
         loc: Location::new("test", 0),
     }
 }
@@ -141,7 +142,7 @@ fn incremental_ban_times() {
             t += S;
             if let Verdict::Ban(d) = j.failure(a, t, "", &h) {
                 durations.push(d.bantime.as_duration().unwrap().as_secs());
-                h.record(d.net, "t", d.start_us);
+                h.record(d.net, "t", d.start_us, true);
                 t = d.end_us.unwrap();
                 break;
             }
@@ -155,7 +156,7 @@ fn incremental_ban_times() {
 #[test]
 fn multipliers_and_overall() {
     let mut h = History::new(86_400 * S);
-    h.record("203.0.113.7/32".parse().unwrap(), "other", 0);
+    h.record("203.0.113.7/32".parse().unwrap(), "other", 0, true);
     let mut c = cfg(1, 600, 100);
     c.increment = Some(Increment {
         factor: 1.0,

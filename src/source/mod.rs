@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use reader::{spawn, ReaderHandle};
+pub use reader::{spawn, spawn_at, ReaderHandle};
 
 use crate::filter::{CompiledFilter, JournalMatch};
 

@@ -79,13 +79,24 @@ pub fn spawn(
     routes: Vec<Route>,
     tx: mpsc::Sender<SourceEvent>,
 ) -> Result<ReaderHandle, SourceError> {
+    spawn_at(cfg, routes, 0, tx)
+}
+
+/// [`spawn`] with the routes' generation: batches carry it, so that the engine knows which
+/// set of routes their route indices refer to.
+pub fn spawn_at(
+    cfg: SourceConfig,
+    routes: Vec<Route>,
+    generation: u64,
+    tx: mpsc::Sender<SourceEvent>,
+) -> Result<ReaderHandle, SourceError> {
     let (ctl_tx, ctl_rx) = std_mpsc::channel();
     let (wake_rx, wake_tx) = pipe()?;
     let (ready_tx, ready_rx) = std_mpsc::channel();
     let thread = thread::Builder::new()
         .name("f2b-journal".into())
         .spawn(move || {
-            let mut r = match Reader::open(&cfg, Arc::new(routes), 0, tx) {
+            let mut r = match Reader::open(&cfg, Arc::new(routes), generation, tx) {
                 Ok(r) => {
                     let _ = ready_tx.send(Ok(()));
                     r
@@ -207,15 +218,41 @@ impl Reader {
         match start {
             StartAt::Head => Ok(self.j.seek_head()?),
             StartAt::Tail => {
+                // Find the last entry of the whole journal WITHOUT the routes' matches, then
+                // resume after it with them. (`seek_tail` + `previous()` under matches that
+                // match nothing yet — a new host, a vacuumed journal — left sd-journal where
+                // the next write was read only in part: three failures written at once, one
+                // read.)
+                self.j.match_flush()?;
                 self.j.seek_tail()?;
-                // Step onto the last entry present now; `next()` then moves past it.
-                self.j.previous()?;
-                self.last_cursor = self.j.cursor().ok();
-                Ok(())
+                let last = if self.j.previous()? > 0 {
+                    self.j.cursor().ok()
+                } else {
+                    None
+                };
+                install_matches(&mut self.j, &self.router.routes)?;
+                match last {
+                    Some(c) => self.seek_past(&c),
+                    None => Ok(self.j.seek_head()?),
+                }
             }
             StartAt::Since(t) => Ok(self.j.seek_realtime_usec(*t)?),
             StartAt::Cursor(c) => self.seek_after_cursor(c),
         }
+    }
+
+    /// Position so that `next()` returns the first matching entry after the entry `c` (which
+    /// exists, but may not match the routes).
+    fn seek_past(&mut self, c: &str) -> io::Result<()> {
+        self.j.seek_cursor(c.as_bytes().to_vec())?;
+        self.last_cursor = Some(c.to_string());
+        if self.j.next()? > 0 && !self.j.test_cursor(c.as_bytes().to_vec()).unwrap_or(false) {
+            // Landed on a newer matching entry: step back so that next() returns it.
+            if self.j.previous()? == 0 {
+                self.j.seek_cursor(c.as_bytes().to_vec())?;
+            }
+        }
+        Ok(())
     }
 
     fn seek_after_cursor(&mut self, c: &str) -> io::Result<()> {

@@ -1,0 +1,469 @@
+//! Enforcement: decisions and restores → the firewall; expiry; repair after outside changes;
+//! bans the firewall refused.
+//!
+//! A decision is persisted (with the source position) before the firewall sees it, so that a
+//! crash re-derives it. It is announced — journal line, `Banned` signal — only once the
+//! firewall accepted it. When the firewall refuses a batch, its bans wait in [`Pending`] and
+//! are retried with a growing delay (1 s … 60 s); after [`MAX_ATTEMPTS`] they are rolled back
+//! (jail, history, store) and reported as errors, so that nothing claims a ban that is not
+//! enforced.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::{host_text, now_us, Engine, Event};
+use crate::clock::usecs;
+use crate::config::{format_duration, BanTime};
+use crate::firewall::Change;
+use crate::jail::{ActiveBan, BanDecision, OriginKind};
+use crate::logging::{MSGID_BAN, MSGID_RESTORE, MSGID_UNBAN};
+use crate::store::{Commit, Snapshot, StoredBan};
+
+/// Attempts at enforcing a refused ban before it is rolled back.
+pub(super) const MAX_ATTEMPTS: u32 = 8;
+
+/// Ban ends, earliest first (lazy: checked against the jail on pop). Jail names are shared.
+#[derive(Default)]
+pub(super) struct Expiries {
+    heap: BinaryHeap<Reverse<(u64, Arc<str>, IpNet)>>,
+    names: Vec<Arc<str>>,
+}
+
+impl Expiries {
+    pub(super) fn push(&mut self, end: u64, jail: &str, net: IpNet) {
+        let name = match self.names.iter().find(|n| &***n == jail) {
+            Some(n) => n.clone(),
+            None => {
+                let n: Arc<str> = jail.into();
+                self.names.push(n.clone());
+                n
+            }
+        };
+        self.heap.push(Reverse((end, name, net)));
+    }
+
+    fn peek_end(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse((end, _, _))| *end)
+    }
+
+    fn pop(&mut self) -> Option<(u64, Arc<str>, IpNet)> {
+        self.heap.pop().map(|Reverse(x)| x)
+    }
+}
+
+/// Bans the firewall has not accepted yet.
+#[derive(Default)]
+pub(super) struct Pending {
+    bans: Vec<BanDecision>,
+    attempts: u32,
+    next: Option<Instant>,
+}
+
+impl Pending {
+    pub(super) fn next_retry(&self) -> Option<Instant> {
+        self.next
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.bans.len()
+    }
+}
+
+/// A decision as the store keeps it.
+pub(super) fn stored(d: &BanDecision) -> StoredBan {
+    StoredBan {
+        jail: d.jail.clone(),
+        net: d.net,
+        start_us: d.start_us,
+        end_us: d.end_us,
+        count: d.count,
+        failures: d.failures,
+    }
+}
+
+impl Engine {
+    /// The firewall change enforcing `d` now, or `None` when the ban is already over (an old
+    /// entry replayed).
+    fn change_for(d: &BanDecision, now: u64) -> Option<Change> {
+        let timeout = match d.end_us {
+            None => None,
+            Some(end) if end > now => Some(Duration::from_micros(end - now)),
+            Some(_) => return None,
+        };
+        Some(Change::Ban {
+            jail: d.jail.clone(),
+            net: d.net,
+            timeout,
+        })
+    }
+
+    /// Apply decisions to the firewall in one batch, then announce them. Refused bans wait
+    /// for a retry (see the module docs).
+    pub(super) async fn apply_decisions(&mut self, decisions: Vec<BanDecision>) {
+        for d in &decisions {
+            if let Some(end) = d.end_us {
+                self.expiries.push(end, &d.jail, d.net);
+            }
+        }
+        if let Err(e) = self.enforce(&decisions).await {
+            warn!(
+                error = %e, bans = decisions.len(),
+                "firewall: could not apply {} ban(s), retrying: {e}",
+                decisions.len()
+            );
+            self.pending.bans.extend(decisions);
+            self.schedule_retry();
+            self.update_status();
+        }
+    }
+
+    /// One firewall batch for `decisions`; announces each on success.
+    async fn enforce(
+        &mut self,
+        decisions: &[BanDecision],
+    ) -> Result<(), crate::firewall::FirewallError> {
+        let now = now_us();
+        let changes: Vec<Change> = decisions
+            .iter()
+            .filter_map(|d| Self::change_for(d, now))
+            .collect();
+        if !changes.is_empty() {
+            self.opts.firewall.apply(changes).await?;
+        }
+        for d in decisions {
+            self.announce_ban(d, now);
+        }
+        Ok(())
+    }
+
+    fn announce_ban(&self, d: &BanDecision, now: u64) {
+        let bt = match d.bantime {
+            BanTime::For(x) => format_duration(x),
+            BanTime::Forever => "ever".into(),
+        };
+        let addr = host_text(&d.net);
+        let why = if d.origin.counts_as_offence() {
+            format!("after {} failures", d.failures)
+        } else {
+            format!("by {}", d.origin)
+        };
+        let narrowed = match &d.narrowed_from {
+            Some(p) => format!(" (not {p}: it holds an ignored or own address)"),
+            None => String::new(),
+        };
+        info!(
+            F2B_JAIL = %d.jail, F2B_ADDRESS = %addr, F2B_EVENT = "ban",
+            F2B_FAILURES = d.failures, F2B_BAN_COUNT = d.count, F2B_ORIGIN = %d.origin,
+            MESSAGE_ID = MSGID_BAN,
+            "[{}] Ban {addr} for {bt} {why}{narrowed}", d.jail
+        );
+        for l in &d.lines {
+            debug!(F2B_JAIL = %d.jail, "[{}]   {}", d.jail, l);
+        }
+        if d.end_us.is_none_or(|e| e > now) {
+            self.handle.publish(Event::Banned {
+                jail: d.jail.clone(),
+                address: addr,
+                until_us: d.end_us.unwrap_or(0),
+            });
+        }
+    }
+
+    fn schedule_retry(&mut self) {
+        let secs = 1u64 << self.pending.attempts.min(6);
+        self.pending.next = Some(Instant::now() + Duration::from_secs(secs.min(60)));
+    }
+
+    /// Try the pending bans again; roll them back after [`MAX_ATTEMPTS`].
+    pub(super) async fn retry_pending(&mut self) {
+        self.pending.next = None;
+        let bans = std::mem::take(&mut self.pending.bans);
+        // Only bans the jails still hold (an unban or reload may have lifted them).
+        let bans: Vec<BanDecision> = bans
+            .into_iter()
+            .filter(|d| {
+                self.jails
+                    .get(&d.jail)
+                    .and_then(|j| j.ban_of(&d.net))
+                    .is_some_and(|b| b.start_us == d.start_us)
+            })
+            .collect();
+        if bans.is_empty() {
+            self.pending.attempts = 0;
+            self.update_status();
+            return;
+        }
+        self.pending.attempts += 1;
+        match self.enforce(&bans).await {
+            Ok(()) => {
+                info!(
+                    bans = bans.len(),
+                    "firewall: {} pending ban(s) enforced",
+                    bans.len()
+                );
+                self.pending.attempts = 0;
+            }
+            Err(e) if self.pending.attempts >= MAX_ATTEMPTS => {
+                error!(
+                    error = %e, bans = bans.len(),
+                    "firewall refused {} ban(s) {} times; they are dropped: {e}",
+                    bans.len(), MAX_ATTEMPTS
+                );
+                self.roll_back(&bans).await;
+                self.pending.attempts = 0;
+            }
+            Err(e) => {
+                warn!(error = %e, "firewall: pending ban(s) still refused: {e}");
+                self.pending.bans = bans;
+                self.schedule_retry();
+            }
+        }
+        self.update_status();
+    }
+
+    /// Undo decisions the firewall never accepted: the jails forget them, the history and
+    /// the store too.
+    pub(super) async fn roll_back(&mut self, bans: &[BanDecision]) {
+        let mut removed = Vec::new();
+        for d in bans {
+            if let Some(j) = self.jails.get_mut(&d.jail) {
+                if j.ban_of(&d.net).is_some_and(|b| b.start_us == d.start_us) {
+                    j.unban(&d.net);
+                    j.counters.total_banned = j.counters.total_banned.saturating_sub(1);
+                }
+            }
+            self.history.forget(d.net, &d.jail, d.start_us);
+            removed.push((d.jail.clone(), d.net));
+        }
+        let c = Commit {
+            bans_removed: removed,
+            ..Default::default()
+        };
+        self.persist(c, true).await;
+    }
+
+    /// Lift bans whose end is at or before `now`.
+    pub(super) async fn expire(&mut self, now: u64) {
+        let mut changes = Vec::new();
+        let mut lifted = Vec::new();
+        while let Some(end) = self.expiries.peek_end() {
+            if end > now {
+                break;
+            }
+            let (end, jail, net) = self.expiries.pop().expect("peeked");
+            let Some(j) = self.jails.get_mut(&*jail) else {
+                continue;
+            };
+            // Lazy heap: the ban may have been lifted or replaced since.
+            match j.ban_of(&net) {
+                Some(b) if b.end_us == Some(end) => {
+                    j.lift_expired(&net);
+                }
+                _ => continue,
+            }
+            changes.push(Change::Unban {
+                jail: jail.to_string(),
+                net,
+            });
+            lifted.push((jail.to_string(), net));
+        }
+        if lifted.is_empty() {
+            return;
+        }
+        let c = Commit {
+            bans_removed: lifted.clone(),
+            ..Default::default()
+        };
+        self.persist(c, false).await;
+        if let Err(e) = self.opts.firewall.apply(changes).await {
+            // The kernel lifts timed elements by itself; only a permanent ban can stay.
+            warn!(error = %e, "firewall: unban failed: {e}");
+        }
+        for (jail, net) in lifted {
+            self.announce_unban(&jail, &net);
+        }
+        self.update_status();
+    }
+
+    /// Delay until the next ban ends, in wall-clock mode.
+    pub(super) fn next_expiry_delay(&self) -> Option<Duration> {
+        let end = self.expiries.peek_end()?;
+        if !self.clock.live() {
+            // Journal clock: expiries are handled as batches advance it.
+            return None;
+        }
+        Some(Duration::from_micros(end.saturating_sub(now_us())))
+    }
+
+    /// Write a commit; errors are logged (the firewall still gets the change: protection
+    /// first, and a restart re-derives from the journal what the store missed).
+    pub(super) async fn persist(&self, c: Commit, durable: bool) {
+        let Some(store) = &self.opts.store else {
+            return;
+        };
+        let res = if durable {
+            store.commit_durable(c).await
+        } else {
+            store.commit(c).await
+        };
+        if let Err(e) = res {
+            warn!(error = %e, "state store: {e}");
+        }
+    }
+
+    /// Forget old history and lapsed windows (hourly).
+    pub(super) async fn purge(&mut self) {
+        let now = now_us();
+        self.history.purge(now);
+        let t = self.clock.journal_us.max(now);
+        for j in self.jails.values_mut() {
+            j.prune(t);
+        }
+        if let Some(store) = &self.opts.store {
+            match store
+                .purge(usecs(self.settings.daemon.history_max_age), now)
+                .await
+            {
+                Ok(st) => debug!(?st, "purged old state"),
+                Err(e) => warn!(error = %e, "state store purge: {e}"),
+            }
+        }
+    }
+
+    /// The firewall lost (some of) our objects: set the table up again and re-apply every
+    /// active ban with its remaining time, in one batch. Bursts of events are coalesced.
+    pub(super) async fn firewall_lost(
+        &mut self,
+        what: String,
+        rx: &mut Option<mpsc::UnboundedReceiver<String>>,
+    ) {
+        let started = std::time::Instant::now();
+        // Let a burst (flush ruleset deletes many objects) settle, then act once.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(rx) = rx {
+            while rx.try_recv().is_ok() {}
+        }
+        warn!("firewall changed behind our back ({what}); restoring the table and bans");
+        if let Err(e) = self.opts.firewall.setup(self.rules()).await {
+            warn!(error = %e, "firewall setup after an outside change failed: {e}");
+            return;
+        }
+        let now = now_us();
+        let mut changes = Vec::new();
+        for j in self.jails.values() {
+            for (net, b) in j.bans() {
+                if !b.active_at(now) {
+                    continue;
+                }
+                changes.push(Change::Ban {
+                    jail: j.name().to_string(),
+                    net: *net,
+                    timeout: b.end_us.map(|e| Duration::from_micros(e - now)),
+                });
+            }
+        }
+        let n = changes.len();
+        match self.opts.firewall.apply(changes).await {
+            Ok(()) => info!(
+                bans = n,
+                "firewall restored with {n} ban(s) in {:.1} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            ),
+            Err(e) => warn!(error = %e, "firewall: re-applying {n} ban(s) failed: {e}"),
+        }
+    }
+
+    /// Bring back bans, history and open windows; re-apply the bans in one firewall pass.
+    pub(super) async fn restore_snapshot(&mut self, mut snap: Snapshot) {
+        let started = std::time::Instant::now();
+        for (net, jail, t) in &snap.history {
+            self.history.record(*net, jail, *t, true);
+        }
+        for (jail, net, times) in std::mem::take(&mut snap.windows) {
+            if let Some(j) = self.jails.get_mut(&jail) {
+                j.restore_window(net, times);
+            }
+        }
+        let mut changes = Vec::new();
+        let mut gone = Vec::new();
+        let now = now_us();
+        for b in &snap.bans {
+            let ban = ActiveBan {
+                start_us: b.start_us,
+                end_us: b.end_us,
+                count: b.count,
+                failures: b.failures,
+                origin: if b.failures == 0 {
+                    OriginKind::Manual
+                } else {
+                    OriginKind::Local
+                },
+            };
+            match self.restore(&b.jail, b.net, ban, now) {
+                Some(c) => changes.push(c),
+                None => gone.push((b.jail.clone(), b.net)),
+            }
+        }
+        drop(snap);
+        let n = changes.len();
+        if let Err(e) = self.opts.firewall.apply(changes).await {
+            error!(error = %e, "firewall: restoring {n} ban(s) failed: {e}");
+        }
+        if !gone.is_empty() {
+            // Bans of jails no longer enabled, or already over.
+            let c = Commit {
+                bans_removed: gone,
+                ..Default::default()
+            };
+            self.persist(c, false).await;
+        }
+        info!(
+            bans = n,
+            history = self.history.len(),
+            "restored {n} ban(s) in {:.1} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
+
+    pub(super) fn announce_unban(&self, jail: &str, net: &IpNet) {
+        info!(
+            F2B_JAIL = %jail, F2B_ADDRESS = %host_text(net), F2B_EVENT = "unban", MESSAGE_ID = MSGID_UNBAN,
+            "[{jail}] Unban {}", host_text(net)
+        );
+        self.handle.publish(Event::Unbanned {
+            jail: jail.to_string(),
+            address: host_text(net),
+        });
+    }
+
+    /// Restore a ban known from the store (start of day): keeps the jail's view and the kernel
+    /// in step. Returns the firewall change, if the ban is still running.
+    fn restore(&mut self, jail: &str, net: IpNet, ban: ActiveBan, now: u64) -> Option<Change> {
+        let j = self.jails.get_mut(jail)?;
+        if !ban.active_at(now) {
+            return None;
+        }
+        j.restore_ban(net, ban);
+        if let Some(end) = ban.end_us {
+            self.expiries.push(end, jail, net);
+        }
+        let timeout = ban.end_us.map(|e| Duration::from_micros(e - now));
+        debug!(
+            F2B_JAIL = %jail, F2B_ADDRESS = %host_text(&net), F2B_EVENT = "restore", MESSAGE_ID = MSGID_RESTORE,
+            "[{jail}] Restore ban {} for {}", host_text(&net),
+            timeout.map(format_duration).unwrap_or_else(|| "ever".into())
+        );
+        Some(Change::Ban {
+            jail: jail.to_string(),
+            net,
+            timeout,
+        })
+    }
+}

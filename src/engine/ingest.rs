@@ -1,0 +1,174 @@
+//! Source batches → jails → ban decisions.
+
+use ipnet::IpNet;
+use tracing::{debug, info, warn};
+
+use super::{Engine, EngineError, Event};
+use crate::config::JailSource;
+use crate::jail::{BanDecision, Verdict};
+use crate::source::{Batch, SourceEvent};
+use crate::store::Commit;
+
+impl Engine {
+    /// Handle one reader event; `Ok(true)` = stop the loop.
+    pub(super) async fn source_event(&mut self, ev: SourceEvent) -> Result<bool, EngineError> {
+        match ev {
+            SourceEvent::Batch(b) => self.batch(b).await,
+            SourceEvent::CaughtUp => {
+                if !self.clock.caught_up {
+                    info!(entries = self.entries_read, "journal backlog processed");
+                }
+                self.clock.caught_up = true;
+                let now = self.clock.now();
+                self.expire(now).await;
+                self.update_status();
+            }
+            SourceEvent::Ended => {
+                self.ended = true;
+                return Ok(true);
+            }
+            SourceEvent::Warning(w) => warn!("{w}"),
+            SourceEvent::Failed(e) => return Err(EngineError::Reader(e)),
+        }
+        Ok(false)
+    }
+
+    async fn batch(&mut self, b: Batch) {
+        self.entries_read += b.entries;
+        let names: Vec<String> = self
+            .routes
+            .names(b.generation)
+            .map(<[String]>::to_vec)
+            .unwrap_or_default();
+        for (i, st) in b.stats.iter().enumerate() {
+            if let Some(name) = names.get(i) {
+                self.stats.entry(name.clone()).or_default().add(st);
+            }
+        }
+        let mut decisions = Vec::new();
+        let mut touched = Vec::new();
+        let mut windows: Vec<(String, IpNet)> = Vec::new();
+        for hit in b.hits.iter().filter(|h| h.counts) {
+            let Some(name) = names.get(hit.route) else {
+                continue;
+            };
+            let Some(jail) = self.jails.get_mut(name) else {
+                continue;
+            };
+            // Bans expire by journal time while the backlog is read.
+            if !self.clock.caught_up && hit.time_us > self.clock.journal_us {
+                self.clock.journal_us = hit.time_us;
+            }
+            let verdict = jail.failure(hit.addr, hit.time_us, &hit.message, &self.history);
+            windows.push((name.clone(), jail.key(hit.addr)));
+            match &verdict {
+                Verdict::Counted { failures, needed } => debug!(
+                    F2B_JAIL = %name, F2B_ADDRESS = %hit.addr,
+                    "[{name}] Found {} ({failures}/{needed})", hit.addr
+                ),
+                Verdict::Ignored => {
+                    debug!(F2B_JAIL = %name, F2B_ADDRESS = %hit.addr, "[{name}] Ignore {}", hit.addr)
+                }
+                Verdict::Unbannable(why) => warn!(
+                    F2B_JAIL = %name, F2B_ADDRESS = %hit.addr,
+                    "[{name}] Ignore {}: {why} is never banned (a malformed or forged log line?)",
+                    hit.addr
+                ),
+                Verdict::AlreadyBanned => {
+                    debug!(F2B_JAIL = %name, F2B_ADDRESS = %hit.addr, "[{name}] {} already banned", hit.addr)
+                }
+                Verdict::Ban(_) => {}
+            }
+            if jail.counters.evicted > 0 && !jail.evicted_logged {
+                jail.evicted_logged = true;
+                warn!(
+                    F2B_JAIL = %name,
+                    "[{name}] tracking {} addresses (max_tracked): the oldest failure windows are \
+                     dropped from now on (counted in f2b_jail_windows_evicted_total)",
+                    jail.max_tracked
+                );
+            }
+            if let Verdict::Ban(d) = verdict {
+                decisions.push(d);
+            }
+            touched.push(name.clone());
+        }
+        if b.last_time_us > self.clock.journal_us {
+            self.clock.journal_us = b.last_time_us;
+        }
+        if b.cursor.is_some() {
+            self.cursor = b.cursor;
+        }
+        self.recidive(&mut decisions);
+        // Persist decisions, open windows and the cursor in one transaction before enforcing.
+        if self.opts.store.is_some() && b.entries > 0 {
+            windows.sort();
+            windows.dedup();
+            let mut c = Commit {
+                cursor: self.cursor.clone(),
+                ..Default::default()
+            };
+            for (jail, net) in windows {
+                match self.jails.get(&jail).and_then(|j| j.window_of(&net)) {
+                    Some(times) => c
+                        .windows_set
+                        .push((jail, net, times.iter().copied().collect())),
+                    None => c.windows_cleared.push((jail, net)),
+                }
+            }
+            for d in &decisions {
+                c.bans_added.push(super::enforce::stored(d));
+                c.history_added.push((d.net, d.jail.clone(), d.start_us));
+            }
+            self.persist(c, false).await;
+        }
+        if !decisions.is_empty() {
+            self.apply_decisions(decisions).await;
+        }
+        if !self.clock.live() {
+            let now = self.clock.now();
+            self.expire(now).await;
+        }
+        if !touched.is_empty() {
+            touched.sort();
+            touched.dedup();
+            self.handle.publish(Event::CountersChanged(touched));
+            self.update_status();
+        }
+    }
+
+    /// Bans feed the jails that watch bans (recidive over f2b's own history): each decision
+    /// is recorded in the history, and may make a watching jail decide a ban too.
+    fn recidive(&mut self, decisions: &mut Vec<BanDecision>) {
+        let mut i = 0;
+        while i < decisions.len() {
+            let d = decisions[i].clone();
+            self.history
+                .record(d.net, &d.jail, d.start_us, d.origin.counts_as_offence());
+            for w in self.watchers_of(&d.jail) {
+                let jail = self.jails.get_mut(&w).expect("watcher exists");
+                let line = format!("[{}] Ban {}", d.jail, d.net);
+                if let Verdict::Ban(rd) =
+                    jail.failure(d.net.addr(), d.start_us, &line, &self.history)
+                {
+                    decisions.push(rd);
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// The jails that watch `jail`'s bans.
+    fn watchers_of(&self, jail: &str) -> Vec<String> {
+        self.jails
+            .values()
+            .filter(|j| match &j.cfg.source {
+                JailSource::Bans { jails } => {
+                    j.name() != jail && (jails.is_empty() || jails.iter().any(|x| x == jail))
+                }
+                _ => false,
+            })
+            .map(|j| j.name().to_string())
+            .collect()
+    }
+}
