@@ -87,7 +87,7 @@ filter = "testsvc"
         vec![1.0, 2.0, 4.0]
     );
     assert!(!s.jail("off").unwrap().enabled);
-    assert_eq!(s.filters.len(), 1);
+    assert_eq!(s.filters.len(), 2, "every jail's filter is compiled, enabled or not");
 }
 
 #[test]
