@@ -35,6 +35,8 @@
 //! - [`logging`]: tracing to the journal with structured `F2B_*` fields and MESSAGE_IDs.
 //! - [`location`]: `file:line` for error messages.
 //! - [`metrics`]: Prometheus text metrics on a socket passed by systemd (socket activation).
+//! - [`system`]: facts about the host (services table, own addresses, user names) that the
+//!   binaries read and hand to the pure modules.
 //!
 //! Binaries: `f2bd` (the service) and `f2b` (the command-line tool) are thin layers over
 //! this library.
@@ -51,4 +53,5 @@ pub mod logging;
 pub mod metrics;
 pub mod source;
 pub mod store;
+pub mod system;
 pub mod tester;

@@ -173,6 +173,7 @@ fn load_opts(cli: &Cli) -> LoadOptions {
         filter_dirs: cli.filter_dirs.clone(),
         no_system_filters: cli.no_system_filters,
         default_text: Some(DEFAULT_CONFIG_TEXT),
+        services: f2b::system::services(),
     }
 }
 

@@ -123,6 +123,7 @@ fn load_options(args: &Args) -> LoadOptions {
         filter_dirs: args.filter_dirs.clone(),
         no_system_filters: args.no_system_filters,
         default_text: Some(DEFAULT_CONFIG_TEXT),
+        services: f2b::system::services(),
     }
 }
 
