@@ -29,7 +29,8 @@
 //!   dry-run backend, on a worker thread.
 //! - [`dbus`]: the `org.f2b` control plane (zbus): validates, authorizes (root, or polkit on
 //!   the caller) and forwards calls to the engine; engine events become signals.
-//! - [`client`]: the D-Bus client side of the `f2b` command-line tool.
+//! - [`cli`]: the `f2b` command line (clap definitions, D-Bus client commands, rendering) and
+//!   the configuration options `f2bd` shares.
 //! - [`store`]: SQLite persistence (bans, history, journal cursor, open windows).
 //! - [`tester`]: `f2b test`, fail2ban-regex's equivalent, on the daemon's own code path.
 //! - [`logging`]: tracing to the journal with structured `F2B_*` fields and MESSAGE_IDs.
@@ -41,7 +42,7 @@
 //! Binaries: `f2bd` (the service) and `f2b` (the command-line tool) are thin layers over
 //! this library.
 
-pub mod client;
+pub mod cli;
 pub mod config;
 pub mod dbus;
 pub mod engine;

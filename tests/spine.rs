@@ -408,6 +408,7 @@ async fn manual_ban_unban_and_reload_keep_state() {
     let until = r
         .handle
         .call(|reply| Command::Ban {
+            origin: Default::default(),
             jail: "ssh".into(),
             addr: "203.0.113.77/32".parse().unwrap(),
             duration: Some(Duration::from_secs(60)),
@@ -422,6 +423,7 @@ async fn manual_ban_unban_and_reload_keep_state() {
     let n = r
         .handle
         .call(|reply| Command::Unban {
+            origin: Default::default(),
             jail: None,
             addr: "203.0.113.77/32".parse().unwrap(),
             reply,
@@ -434,6 +436,7 @@ async fn manual_ban_unban_and_reload_keep_state() {
     let err = r
         .handle
         .call(|reply| Command::Ban {
+            origin: Default::default(),
             jail: "nosuch".into(),
             addr: "203.0.113.77/32".parse().unwrap(),
             duration: None,
@@ -446,6 +449,7 @@ async fn manual_ban_unban_and_reload_keep_state() {
     let err = r
         .handle
         .call(|reply| Command::Ban {
+            origin: Default::default(),
             jail: "ssh".into(),
             addr: "192.0.2.1/32".parse().unwrap(),
             duration: None,

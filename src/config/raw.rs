@@ -90,27 +90,29 @@ impl FromToml for f64 {
     }
 }
 
+/// Text, or an integer: durations and ports.
+fn text_or_integer<T>(
+    v: &DeValue<'_>,
+    text: fn(String) -> T,
+    int: fn(i64) -> T,
+) -> Result<T, String> {
+    match v.as_str() {
+        Some(s) => Ok(text(s.to_string())),
+        None => integer(v).unwrap_or_else(|| Err(describe(v))).map(int),
+    }
+}
+
 impl FromToml for RawDur {
     const EXPECTED: &'static str = "a duration (\"10m\", \"1h30m\") or a number of seconds";
     fn from_toml(v: &DeValue<'_>) -> Result<Self, String> {
-        match v.as_str() {
-            Some(s) => Ok(RawDur::Str(s.to_string())),
-            None => integer(v)
-                .unwrap_or_else(|| Err(describe(v)))
-                .map(RawDur::Int),
-        }
+        text_or_integer(v, RawDur::Str, RawDur::Int)
     }
 }
 
 impl FromToml for RawPort {
     const EXPECTED: &'static str = "a port number, a range \"8000-8100\" or a service name";
     fn from_toml(v: &DeValue<'_>) -> Result<Self, String> {
-        match v.as_str() {
-            Some(s) => Ok(RawPort::Str(s.to_string())),
-            None => integer(v)
-                .unwrap_or_else(|| Err(describe(v)))
-                .map(RawPort::Int),
-        }
+        text_or_integer(v, RawPort::Str, RawPort::Int)
     }
 }
 

@@ -33,18 +33,18 @@ pub(crate) struct Authorizer {
 
 impl Authorizer {
     pub(crate) fn new() -> Self {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let own_uid = unsafe { libc::geteuid() };
-        Authorizer { own_uid }
+        Authorizer {
+            own_uid: crate::system::effective_uid(),
+        }
     }
 
-    /// `Ok(())` if the sender of `hdr` may perform `action`, else `NotAuthorized`.
+    /// The sender's uid if the sender of `hdr` may perform `action`, else `NotAuthorized`.
     pub(crate) async fn check(
         &self,
         conn: &Connection,
         hdr: Option<&Header<'_>>,
         action: &str,
-    ) -> Result<()> {
+    ) -> Result<u32> {
         let sender = hdr
             .and_then(|h| h.sender())
             .ok_or_else(|| Error::NotAuthorized("the call has no sender".into()))?;
@@ -62,7 +62,7 @@ impl Authorizer {
                 Error::NotAuthorized(format!("cannot tell the uid of caller {sender}: {e}"))
             })?;
         if uid == 0 || uid == self.own_uid {
-            return Ok(());
+            return Ok(uid);
         }
         let mut details = HashMap::new();
         details.insert("name", zbus::Variant::from(sender.as_str()));
@@ -86,7 +86,7 @@ impl Authorizer {
             )
             .await
         {
-            Ok((true, _, _)) => Ok(()),
+            Ok((true, _, _)) => Ok(uid),
             Ok((false, true, _)) => Err(denied(
                 "authentication is required and no polkit agent provided it".into(),
             )),

@@ -8,6 +8,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::host_text;
+use crate::config::{port_text, JailConfig};
+use crate::firewall::{Protocol, Verdict};
+
 /// Errors the engine returns to callers. Rendered into D-Bus errors by the control plane.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CommandError {
@@ -42,7 +46,7 @@ pub struct BanInfo {
 }
 
 /// A jail's settings and counters.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct JailInfo {
     pub name: String,
     pub enabled: bool,
@@ -52,10 +56,97 @@ pub struct JailInfo {
     pub findtime_s: u64,
     /// Seconds; -1 = permanent.
     pub bantime_s: i64,
+    /// Addresses with failures inside their find-time window.
     pub currently_failed: u32,
+    /// Failures inside the find-time windows (of all those addresses).
+    pub current_failures: u64,
     pub total_failed: u64,
     pub currently_banned: u32,
     pub total_banned: u64,
+    /// What the jail enforces.
+    pub settings: JailSettings,
+}
+
+/// What a jail enforces, as clients show it: [`JailSettings::from`] a [`JailConfig`].
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct JailSettings {
+    /// Port ranges as written (`22`, `8000-8100`); empty = every port.
+    pub ports: Vec<String>,
+    /// `tcp`, `udp`, `tcp+udp` or `all`.
+    pub protocol: String,
+    /// `drop` or `reject`.
+    pub action: String,
+    /// Networks never banned (`ignoreip`).
+    pub ignoreip: Vec<String>,
+    /// The host's own addresses are never banned.
+    pub ignoreself: bool,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    /// Incremental ban times (the `bantime_*` keys below apply only when set).
+    pub bantime_increment: bool,
+    pub bantime_factor: f64,
+    pub bantime_multipliers: Vec<f64>,
+    /// Longest incremented ban, seconds (0 = no limit).
+    pub bantime_maxtime_s: u64,
+    /// Random extra ban time, at most this many seconds.
+    pub bantime_rndtime_s: u64,
+    pub bantime_overalljails: bool,
+    pub bantime_fastrebans: bool,
+}
+
+impl From<&JailConfig> for JailSettings {
+    fn from(cfg: &JailConfig) -> Self {
+        let inc = cfg.increment.as_ref();
+        JailSettings {
+            ports: cfg.rules.ports.iter().map(port_text).collect(),
+            protocol: match cfg.rules.protocol {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+                Protocol::TcpUdp => "tcp+udp",
+                Protocol::All => "all",
+            }
+            .into(),
+            action: match cfg.rules.verdict {
+                Verdict::Drop => "drop",
+                Verdict::Reject => "reject",
+            }
+            .into(),
+            ignoreip: cfg.ignore.nets().iter().map(host_text).collect(),
+            ignoreself: cfg.ignoreself,
+            ipv4_prefix: cfg.ipv4_prefix,
+            ipv6_prefix: cfg.ipv6_prefix,
+            bantime_increment: inc.is_some(),
+            bantime_factor: inc.map_or(1.0, |i| i.factor),
+            bantime_multipliers: inc.map(|i| i.multipliers.clone()).unwrap_or_default(),
+            bantime_maxtime_s: inc.and_then(|i| i.maxtime).map_or(0, |d| d.as_secs()),
+            bantime_rndtime_s: inc.map_or(0, |i| i.rndtime.as_secs()),
+            bantime_overalljails: inc.is_some_and(|i| i.overall_jails),
+            bantime_fastrebans: inc.is_some_and(|i| i.fast_rebans),
+        }
+    }
+}
+
+/// Who asked for a manual ban or unban: logged with it, so that an admin can tell who did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// f2b itself (or a test driving the engine directly).
+    #[default]
+    Internal,
+    /// A D-Bus caller: its uid, and its user name when the user database knows it.
+    Caller { uid: u32, user: Option<String> },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Internal => f.write_str("f2b"),
+            Origin::Caller {
+                uid,
+                user: Some(name),
+            } => write!(f, "{name} (uid {uid})"),
+            Origin::Caller { uid, user: None } => write!(f, "uid {uid}"),
+        }
+    }
 }
 
 /// Tunables that can be changed at run time without a reload.
@@ -94,17 +185,21 @@ pub enum Command {
         jail: String,
         addr: IpNet,
         duration: Option<Duration>,
+        origin: Origin,
         reply: oneshot::Sender<Result<u64, CommandError>>,
     },
     /// Unban `addr` from `jail` (every jail when `None`). Returns how many bans were lifted.
+    /// `origin` (here and in `Ban`, `UnbanAll`) says who asked.
     Unban {
         jail: Option<String>,
         addr: IpNet,
+        origin: Origin,
         reply: oneshot::Sender<Result<u32, CommandError>>,
     },
     /// Unban everything in `jail` (every jail when `None`).
     UnbanAll {
         jail: Option<String>,
+        origin: Origin,
         reply: oneshot::Sender<Result<u32, CommandError>>,
     },
     /// Start (enable) or stop (disable) a configured jail at run time.

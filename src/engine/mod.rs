@@ -22,7 +22,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
 
 pub use api::{
-    BanInfo, Command, CommandError, EngineHandle, Event, JailInfo, ReloadSummary, Tunable,
+    BanInfo, Command, CommandError, EngineHandle, Event, JailInfo, JailSettings, Origin,
+    ReloadSummary, Tunable,
 };
 
 use crate::config::{
@@ -720,6 +721,8 @@ impl Engine {
                 BanTime::Forever => -1,
             },
             currently_failed: live.map_or(0, |j| j.failing_count() as u32),
+            current_failures: live.map_or(0, |j| j.windows().map(|(_, t)| t.len() as u64).sum()),
+            settings: JailSettings::from(cfg),
             total_failed: live.map_or(0, |j| j.counters.total_failed),
             currently_banned: live.map_or(0, |j| j.banned_count() as u32),
             total_banned: live.map_or(0, |j| j.counters.total_banned),
@@ -753,15 +756,18 @@ impl Engine {
                 addr,
                 duration,
                 reply,
+                ..
             } => {
                 let res = self.manual_ban(&jail, addr, duration).await;
                 let _ = reply.send(res);
             }
-            Command::Unban { jail, addr, reply } => {
+            Command::Unban {
+                jail, addr, reply, ..
+            } => {
                 let res = self.unban(jail.as_deref(), Some(addr)).await;
                 let _ = reply.send(res);
             }
-            Command::UnbanAll { jail, reply } => {
+            Command::UnbanAll { jail, reply, .. } => {
                 let res = self.unban(jail.as_deref(), None).await;
                 let _ = reply.send(res);
             }
