@@ -8,7 +8,7 @@ use super::error::ConfigError;
 use super::ignore::IgnoreList;
 use super::limits;
 use super::ports::{parse_port, Services};
-use super::raw::{MergedJail, RawDur};
+use super::raw::{closest, MergedJail, RawDur};
 use super::settings::{Increment, JailConfig, JailSource};
 use crate::filter::library::FilterLibrary;
 use crate::filter::JournalMatch;
@@ -40,6 +40,15 @@ macro_rules! get {
             .or($r.defaults.$key.as_ref())
             .map(|v| (&v.v, v.loc.clone()))
     };
+}
+
+/// "unknown filter …", with the closest name when one is close.
+fn unknown_filter(name: &str, library: &FilterLibrary) -> String {
+    let known: Vec<&str> = library.filters.keys().map(String::as_str).collect();
+    match closest(name, &known) {
+        Some(k) => format!("unknown filter {name:?}; did you mean {k:?}? (see `f2b filters`)"),
+        None => format!("unknown filter {name:?} (see `f2b filters`)"),
+    }
 }
 
 /// The value, or `None` with the error kept.
@@ -123,19 +132,7 @@ impl Resolver<'_> {
                     .map(|(v, l)| (v.clone(), l))
                     .unwrap_or_else(|| (self.jail_name.to_string(), self.decl.clone()));
                 let def = library.get(&fname).ok_or_else(|| {
-                    self.err(
-                        floc.clone(),
-                        "filter",
-                        format!(
-                            "unknown filter {fname:?} (known: {})",
-                            library
-                                .filters
-                                .keys()
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    )
+                    self.err(floc.clone(), "filter", unknown_filter(&fname, library))
                 })?;
                 let mode = match get!(self, mode) {
                     Some((m, mloc)) => Some(

@@ -114,6 +114,8 @@ fn errors_name_file_line_and_key() {
         e.starts_with("f2b.toml:3:") && e.contains("unknown filter \"nosuch\""),
         "{e}"
     );
+    let e = err("[jail.x]\nfilter = \"testsv\"\n");
+    assert!(e.contains("did you mean \"testsvc\"?"), "{e}");
     let e = err("[jail.testsvc]\nmode = \"ddos\"\n");
     assert!(e.starts_with("f2b.toml:2:") && e.contains("ddos"), "{e}");
     let e = err("[jail.testsvc]\nmaxretry = 0\n");
