@@ -29,18 +29,21 @@
 //!   dry-run backend, on a worker thread.
 //! - [`dbus`]: the `org.f2b` control plane (zbus): validates, authorizes (root, or polkit on
 //!   the caller) and forwards calls to the engine; engine events become signals.
-//! - [`client`]: the D-Bus client side of the `f2b` command-line tool.
+//! - [`cli`]: the `f2b` command line (clap definitions, D-Bus client commands, rendering) and
+//!   the configuration options `f2bd` shares.
 //! - [`store`]: SQLite persistence (bans, history, journal cursor, open windows).
 //! - [`tester`]: `f2b test`, fail2ban-regex's equivalent, on the daemon's own code path.
 //! - [`logging`]: tracing to the journal with structured `F2B_*` fields and MESSAGE_IDs.
 //! - [`location`]: `file:line` for error messages.
 //! - [`metrics`]: Prometheus text metrics on a socket passed by systemd (socket activation).
+//! - [`system`]: facts about the host (services table, own addresses, user names) that the
+//!   binaries read and hand to the pure modules.
 //!
 //! Binaries: `f2bd` (the service) and `f2b` (the command-line tool) are thin layers over
 //! this library.
 
 pub mod addr;
-pub mod client;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dbus;
@@ -53,4 +56,5 @@ pub mod logging;
 pub mod metrics;
 pub mod source;
 pub mod store;
+pub mod system;
 pub mod tester;

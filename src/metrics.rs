@@ -530,6 +530,7 @@ mod tests {
             total_failed: 17,
             currently_banned: 1,
             total_banned: 3,
+            ..Default::default()
         }
     }
 

@@ -1,8 +1,10 @@
 //! `f2b test`: run a filter (and optionally a jail) over a journal or text, and report —
 //! the equivalent of fail2ban-regex, through the same reader and filter code as the daemon.
+//! What a run finds goes to a [`Report`] as it goes, and into the [`Summary`]; the command
+//! line renders both (`crate::cli`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::{self, BufRead};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,16 +15,87 @@ use serde_json::json;
 use crate::config::{JailConfig, Settings};
 use crate::engine::host_text;
 use crate::filter::{CompiledFilter, EntryCtx, FilterDef, JournalMatch, Outcome, Sessions};
-use crate::jail::{History, Jail, Verdict};
+use crate::jail::{BanDecision, History, Jail, Verdict};
 use crate::source::syslog::SyslogParser;
-use crate::source::{self, JournalSpec, Route, RouteStats, SourceConfig, SourceEvent, StartAt};
+use crate::source::{
+    self, JournalSpec, Route, RouteStats, SourceConfig, SourceError, SourceEvent, StartAt,
+};
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    #[error("{}: {error}", .path.display())]
+    Read { path: PathBuf, error: io::Error },
+    /// Issue 10.11: a directory without journal files read as an empty journal.
+    #[error(
+        "{}: no journal files (*.journal) in this directory or its subdirectories",
+        .0.display()
+    )]
+    NoJournalFiles(PathBuf),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("journal: {0}")]
+    Journal(String),
+    /// The report could not be written (a closed pipe, usually).
+    #[error("cannot write the output: {0}")]
+    Output(io::Error),
+    #[error("no jail {name:?} in {files}")]
+    NoSuchJail { name: String, files: String },
+}
+
+/// What a run reports as it goes.
+pub trait Report {
+    /// A line matched a failregex.
+    fn hit(&mut self, hit: &TestHit<'_>) -> io::Result<()>;
+    /// The replayed jail would ban (`--jail`).
+    fn ban(&mut self, ban: &BanDecision) -> io::Result<()>;
+    /// A line given to the filter that no failregex matched (`--show-missed`; at most
+    /// [`MAX_MISSED`]).
+    fn missed(&mut self, message: &str) -> io::Result<()>;
+}
+
+/// At most this many missed lines are reported by `--show-missed`.
+pub const MAX_MISSED: u64 = 1000;
+
+/// One match.
+#[derive(Debug, Clone, Copy)]
+pub struct TestHit<'a> {
+    pub addr: IpAddr,
+    /// Index of the failregex.
+    pub regex: usize,
+    pub message: &'a str,
+    pub time_us: u64,
+    pub unit: Option<&'a str>,
+    pub user: Option<&'a str>,
+    /// `false` for a line of an attempt its session already counted: reported, not counted
+    /// (see [`crate::filter::session`]).
+    pub counted: bool,
+}
 
 /// What to read.
 #[derive(Debug, Clone)]
 pub enum TestSource {
     Journal(JournalSpec),
-    /// Text (`-` = stdin): syslog lines (RFC 3164, RFC 5424, ISO) or one MESSAGE per line.
+    /// Text (`-` = stdin): syslog lines (RFC 3164, RFC 5424, ISO forms, see
+    /// [`crate::source::syslog`]) or one MESSAGE per line.
     Text(PathBuf),
+}
+
+impl std::fmt::Display for TestSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TestSource::Journal(JournalSpec::System) => f.write_str("the system journal"),
+            TestSource::Journal(JournalSpec::Directory(d)) => {
+                write!(f, "journal directory {}", d.display())
+            }
+            TestSource::Journal(JournalSpec::Files(files)) => {
+                let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+                write!(f, "journal file {}", names.join(", "))
+            }
+            TestSource::Text(p) if p.as_os_str() == "-" => f.write_str("text from standard input"),
+            TestSource::Text(p) => write!(f, "text file {}", p.display()),
+        }
+    }
 }
 
 impl TestSource {
@@ -44,10 +117,8 @@ impl TestSource {
 /// Options of one run.
 pub struct TestOptions {
     pub all_units: bool,
-    /// Print the lines given to the filter that no failregex matched (at most
-    /// [`MAX_MISSED`]).
+    /// Report the lines no failregex matched.
     pub show_missed: bool,
-    pub json: bool,
     /// Replay this jail's logic (maxretry, findtime, ignoreip…) and report its bans.
     pub jail: Option<JailConfig>,
 }
@@ -60,7 +131,7 @@ pub struct Summary {
     pub matched: u64,
     pub ignored: u64,
     pub no_address: u64,
-    /// Failure lines of an attempt already counted for their session.
+    /// Failure lines of an attempt already counted for their session (not counted again).
     pub absorbed: u64,
     pub missed: u64,
     /// Text lines of other programs (their syslog ident is not the filter's).
@@ -76,112 +147,49 @@ struct Acc<'a> {
     filter: &'a CompiledFilter,
     jail: Option<(Jail, History)>,
     sum: Summary,
-    json: bool,
-    out: Box<dyn Write + 'a>,
+    report: &'a mut dyn Report,
+    show_missed: bool,
     shown_missed: u64,
 }
 
-/// At most this many missed lines are printed by `--show-missed`.
-pub const MAX_MISSED: u64 = 1000;
-
 impl Acc<'_> {
-    fn missed(&mut self, opts: &TestOptions, msg: &str) -> std::io::Result<()> {
-        if !opts.show_missed {
-            return Ok(());
+    fn missed(&mut self, message: &str) -> Result<(), TestError> {
+        if self.show_missed && self.shown_missed < MAX_MISSED {
+            self.shown_missed += 1;
+            self.report.missed(message).map_err(TestError::Output)?;
         }
-        self.shown_missed += 1;
-        if self.shown_missed > MAX_MISSED {
-            return Ok(());
-        }
-        if self.json {
-            writeln!(self.out, "{}", json!({"missed": msg}))
-        } else {
-            writeln!(self.out, "missed  {msg}")
-        }
+        Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn hit(
-        &mut self,
-        addr: IpAddr,
-        regex: usize,
-        msg: &str,
-        t: u64,
-        unit: Option<&str>,
-        user: Option<&str>,
-        counts: bool,
-    ) -> std::io::Result<()> {
-        if self.json {
-            let mut o = json!({"ip": addr.to_string(), "regex": regex, "message": msg, "time_us": t, "unit": unit, "counted": counts});
-            if let Some(u) = user {
-                o["user"] = json!(u);
-            }
-            writeln!(self.out, "{o}")?;
-        }
-        if !counts {
+    fn hit(&mut self, hit: TestHit<'_>) -> Result<(), TestError> {
+        self.report.hit(&hit).map_err(TestError::Output)?;
+        if !hit.counted {
             return Ok(());
         }
-        *self.sum.addresses.entry(addr.to_string()).or_default() += 1;
+        *self.sum.addresses.entry(hit.addr.to_string()).or_default() += 1;
         if let Some((jail, hist)) = &mut self.jail {
-            if let Verdict::Ban(d) = jail.failure(addr, t, msg, hist) {
+            if let Verdict::Ban(d) = jail.failure(hit.addr, hit.time_us, hit.message, hist) {
                 hist.record(d.net, &d.jail, d.start_us, true);
-                let b = json!({
+                self.report.ban(&d).map_err(TestError::Output)?;
+                self.sum.bans.push(json!({
                     "jail": d.jail, "address": host_text(&d.net), "time_us": d.start_us,
                     "bantime": d.bantime.to_string(), "failures": d.failures,
-                });
-                if !self.json {
-                    writeln!(
-                        self.out,
-                        "ban  {:<40} at {} for {} after {} failures",
-                        host_text(&d.net),
-                        fmt_time(d.start_us),
-                        d.bantime,
-                        d.failures
-                    )?;
-                }
-                self.sum.bans.push(b);
+                }));
             }
         }
         Ok(())
     }
 }
 
-fn fmt_time(us: u64) -> String {
-    let secs = (us / 1_000_000) as i64;
-    // UTC, RFC 3339-ish, without a date crate.
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days → civil date.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Run `def` (compiled as `filter`) over `src`; print per-hit JSON when asked; return figures.
+/// Run `def` (compiled as `filter`) over `src`, telling `report` what it finds as it goes;
+/// return the figures.
 pub fn run(
     def: &FilterDef,
     filter: &CompiledFilter,
     src: &TestSource,
     opts: &TestOptions,
-    out: Box<dyn Write + '_>,
-) -> anyhow::Result<Summary> {
+    report: &mut dyn Report,
+) -> Result<Summary, TestError> {
     let jail = opts.jail.clone().map(|cfg| {
         let hist = History::new(u64::MAX);
         (Jail::new(cfg, &[]), hist)
@@ -193,126 +201,25 @@ pub fn run(
             per_regex: vec![0; filter.fail_count()],
             ..Default::default()
         },
-        json: opts.json,
-        out,
+        report,
+        show_missed: opts.show_missed,
         shown_missed: 0,
     };
     let started = Instant::now();
     match src {
-        TestSource::Text(path) => {
-            let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
-                Box::new(std::io::stdin().lock())
-            } else {
-                Box::new(std::io::BufReader::new(
-                    std::fs::File::open(path)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-                ))
-            };
-            let mut sessions = Sessions::default();
-            let parser = SyslogParser::default();
-            let base = crate::engine::now_us();
-            for (i, line) in reader.split(b'\n').enumerate() {
-                let line = line?;
-                let text = String::from_utf8_lossy(&line);
-                let l = parser.parse(text.trim_end_matches('\r'));
-                acc.sum.entries += 1;
-                if let Some(ident) = l.ident {
-                    if !opts.all_units && !def.selects_ident(ident) {
-                        acc.sum.other_programs += 1;
-                        continue;
-                    }
-                }
-                let msg = l.message.trim_end();
-                let ctx = EntryCtx {
-                    time_us: l.time_us.unwrap_or(base + i as u64),
-                    pid: l.pid,
-                    boot: 0,
-                };
-                acc.sum.routed += 1;
-                match acc.filter.apply_entry(msg, &ctx, &mut sessions) {
-                    Outcome::Miss => {
-                        acc.sum.missed += 1;
-                        acc.missed(opts, msg)?;
-                    }
-                    Outcome::Ignored { .. } => acc.sum.ignored += 1,
-                    Outcome::NoAddress { .. } => {
-                        acc.sum.no_address += 1;
-                        acc.missed(opts, msg)?;
-                    }
-                    Outcome::Absorbed { regex, addr } => {
-                        acc.sum.absorbed += 1;
-                        acc.sum.per_regex[regex] += 1;
-                        acc.hit(addr, regex, msg, ctx.time_us, None, None, false)?;
-                    }
-                    Outcome::Failure { regex, addr, user } => {
-                        acc.sum.matched += 1;
-                        acc.sum.per_regex[regex] += 1;
-                        acc.hit(addr, regex, msg, ctx.time_us, None, user.as_deref(), true)?;
-                    }
+        TestSource::Text(path) => read_text(&mut acc, def, path, opts.all_units)?,
+        TestSource::Journal(spec) => {
+            if let JournalSpec::Directory(dir) = spec {
+                if !has_journal_files(dir)? {
+                    return Err(TestError::NoJournalFiles(dir.clone()));
                 }
             }
-        }
-        TestSource::Journal(spec) => {
             let matches: Vec<JournalMatch> = if opts.all_units {
                 Vec::new()
             } else {
                 def.matches.clone()
             };
-            let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-            let reader = source::spawn(
-                SourceConfig {
-                    spec: spec.clone(),
-                    start: StartAt::Head,
-                    follow: false,
-                    batch: 8192,
-                },
-                vec![Route {
-                    jail: Arc::from("test"),
-                    matches,
-                    filter: filter.clone(),
-                    report_missed: opts.show_missed,
-                }],
-                tx,
-            )?;
-            let mut stats = RouteStats::default();
-            while let Some(ev) = rx.blocking_recv() {
-                match ev {
-                    SourceEvent::Batch(b) => {
-                        acc.sum.entries += b.entries;
-                        if let Some(s) = b.stats.first() {
-                            stats.add(s);
-                        }
-                        for m in &b.missed {
-                            acc.missed(opts, &m.message)?;
-                        }
-                        for h in &b.hits {
-                            acc.hit(
-                                h.addr,
-                                h.regex,
-                                &h.message,
-                                h.time_us,
-                                h.unit.as_deref(),
-                                h.user.as_deref(),
-                                h.counts,
-                            )?;
-                        }
-                    }
-                    SourceEvent::Warning(w) => eprintln!("warning: {w}"),
-                    SourceEvent::Failed(e) => anyhow::bail!("journal: {e}"),
-                    SourceEvent::CaughtUp => {}
-                    SourceEvent::Ended => break,
-                }
-            }
-            reader.stop();
-            acc.sum.routed = stats.seen;
-            acc.sum.matched = stats.matched;
-            acc.sum.ignored = stats.ignored;
-            acc.sum.no_address = stats.no_address;
-            acc.sum.absorbed = stats.absorbed;
-            acc.sum.missed = stats.missed();
-            for (a, b) in acc.sum.per_regex.iter_mut().zip(&stats.per_regex) {
-                *a = *b;
-            }
+            read_journal(&mut acc, spec, matches, opts.show_missed)?;
         }
     }
     let el = started.elapsed().as_secs_f64();
@@ -322,87 +229,196 @@ pub fn run(
     } else {
         0.0
     };
-    acc.out.flush()?;
     Ok(acc.sum)
 }
 
-/// Render the human summary.
-pub fn print_summary(
-    w: &mut dyn Write,
+/// Text: syslog lines (their ident selects the filter's programs, their pid and time feed
+/// sessions and the jail), or plain MESSAGE lines.
+fn read_text(
+    acc: &mut Acc<'_>,
     def: &FilterDef,
-    filter: &CompiledFilter,
-    src: &TestSource,
-    s: &Summary,
+    path: &Path,
     all_units: bool,
-) -> std::io::Result<()> {
-    writeln!(
-        w,
-        "Filter:     {} (mode {}) from {}",
-        def.name,
-        filter.mode.as_deref().unwrap_or("-"),
-        def.origin
-    )?;
-    match src {
-        TestSource::Journal(spec) => {
-            let m = if all_units {
-                "all units".to_string()
-            } else {
-                def.matches
-                    .iter()
-                    .map(|m| m.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            };
-            writeln!(w, "Source:     journal {spec:?}, matches: {m}")?;
+) -> Result<(), TestError> {
+    let read_err = |error| TestError::Read {
+        path: path.to_path_buf(),
+        error,
+    };
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(io::BufReader::new(
+            std::fs::File::open(path).map_err(read_err)?,
+        ))
+    };
+    let mut sessions = Sessions::default();
+    let parser = SyslogParser::default();
+    let base = crate::engine::now_us();
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let line = line.map_err(read_err)?;
+        let text = String::from_utf8_lossy(&line);
+        let l = parser.parse(text.trim_end_matches('\r'));
+        acc.sum.entries += 1;
+        if let Some(ident) = l.ident {
+            if !all_units && !def.selects_ident(ident) {
+                acc.sum.other_programs += 1;
+                continue;
+            }
         }
-        TestSource::Text(p) => writeln!(w, "Source:     text {}", p.display())?,
+        let msg = l.message.trim_end();
+        let ctx = EntryCtx {
+            time_us: l.time_us.unwrap_or(base + i as u64),
+            pid: l.pid,
+            boot: 0,
+        };
+        acc.sum.routed += 1;
+        let hit = |addr, regex, user, counted| TestHit {
+            addr,
+            regex,
+            message: msg,
+            time_us: ctx.time_us,
+            unit: None,
+            user,
+            counted,
+        };
+        match acc.filter.apply_entry(msg, &ctx, &mut sessions) {
+            Outcome::Miss => {
+                acc.sum.missed += 1;
+                acc.missed(msg)?;
+            }
+            Outcome::Ignored { .. } => acc.sum.ignored += 1,
+            Outcome::NoAddress { .. } => {
+                acc.sum.no_address += 1;
+                acc.missed(msg)?;
+            }
+            Outcome::Absorbed { regex, addr } => {
+                acc.sum.absorbed += 1;
+                acc.sum.per_regex[regex] += 1;
+                acc.hit(hit(addr, regex, None, false))?;
+            }
+            Outcome::Failure { regex, addr, user } => {
+                acc.sum.matched += 1;
+                acc.sum.per_regex[regex] += 1;
+                acc.hit(hit(addr, regex, user.as_deref(), true))?;
+            }
+        }
     }
-    writeln!(
-        w,
-        "Entries:    {} read, {} given to the filter",
-        s.entries, s.routed
+    Ok(())
+}
+
+/// A journal, through the daemon's reader.
+fn read_journal(
+    acc: &mut Acc<'_>,
+    spec: &JournalSpec,
+    matches: Vec<JournalMatch>,
+    show_missed: bool,
+) -> Result<(), TestError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let reader = source::spawn(
+        SourceConfig {
+            spec: spec.clone(),
+            start: StartAt::Head,
+            follow: false,
+            batch: 8192,
+        },
+        vec![Route {
+            jail: Arc::from("test"),
+            matches,
+            filter: acc.filter.clone(),
+            report_missed: show_missed,
+        }],
+        tx,
     )?;
-    writeln!(
-        w,
-        "Results:    {} matched (+{} lines of attempts already counted for their session), {} ignored, {} without address, {} missed",
-        s.matched, s.absorbed, s.ignored, s.no_address, s.missed
-    )?;
-    if s.other_programs > 0 {
-        writeln!(
-            w,
-            "Other:      {} line{} of other programs (their syslog ident is not this filter's)",
-            s.other_programs,
-            if s.other_programs == 1 { "" } else { "s" }
-        )?;
+    let mut stats = RouteStats::default();
+    let mut result = Ok(());
+    while let Some(ev) = rx.blocking_recv() {
+        match ev {
+            SourceEvent::Batch(b) => {
+                acc.sum.entries += b.entries;
+                if let Some(s) = b.stats.first() {
+                    stats.add(s);
+                }
+                result = b.missed.iter().try_for_each(|m| acc.missed(&m.message));
+                if result.is_err() {
+                    break;
+                }
+                result = b.hits.iter().try_for_each(|h| {
+                    acc.hit(TestHit {
+                        addr: h.addr,
+                        regex: h.regex,
+                        message: &h.message,
+                        time_us: h.time_us,
+                        unit: h.unit.as_deref(),
+                        user: h.user.as_deref(),
+                        counted: h.counts,
+                    })
+                });
+                if result.is_err() {
+                    break;
+                }
+            }
+            SourceEvent::Warning(w) => tracing::warn!("{w}"),
+            SourceEvent::Failed(e) => {
+                result = Err(TestError::Journal(e));
+                break;
+            }
+            SourceEvent::CaughtUp => {}
+            SourceEvent::Ended => break,
+        }
     }
-    writeln!(w, "Failregex hits:")?;
-    for (i, n) in s.per_regex.iter().enumerate() {
-        let src = filter.fail_source(i);
-        writeln!(w, "  #{i:<3} {n:>9}  {}  ({})", src.text, src.loc)?;
+    reader.stop();
+    result?;
+    acc.sum.routed = stats.seen;
+    acc.sum.matched = stats.matched;
+    acc.sum.ignored = stats.ignored;
+    acc.sum.no_address = stats.no_address;
+    acc.sum.absorbed = stats.absorbed;
+    acc.sum.missed = stats.missed();
+    for (a, b) in acc.sum.per_regex.iter_mut().zip(&stats.per_regex) {
+        *a = *b;
     }
-    let mut top: Vec<(&String, &u64)> = s.addresses.iter().collect();
-    top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    writeln!(w, "Addresses:  {} distinct", s.addresses.len())?;
-    for (a, n) in top.iter().take(20) {
-        writeln!(w, "  {a:<40} {n}")?;
+    Ok(())
+}
+
+/// Whether `dir`, or a directory in it (journald keeps files in a machine-id directory),
+/// holds journal files: what sd_journal_open_directory reads.
+fn has_journal_files(dir: &Path) -> Result<bool, TestError> {
+    let is_journal = |p: &Path| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        name.ends_with(".journal") || name.ends_with(".journal~")
+    };
+    let read_err = |error| TestError::Read {
+        path: dir.to_path_buf(),
+        error,
+    };
+    for entry in std::fs::read_dir(dir).map_err(read_err)? {
+        let p = entry.map_err(read_err)?.path();
+        if is_journal(&p) {
+            return Ok(true);
+        }
+        if p.is_dir() {
+            if let Ok(sub) = std::fs::read_dir(&p) {
+                if sub.flatten().any(|e| is_journal(&e.path())) {
+                    return Ok(true);
+                }
+            }
+        }
     }
-    if top.len() > 20 {
-        writeln!(w, "  … {} more", top.len() - 20)?;
-    }
-    if !s.bans.is_empty() {
-        writeln!(w, "Bans:       {}", s.bans.len())?;
-    }
-    writeln!(
-        w,
-        "Elapsed:    {:.3} s, {:.0} entries/s",
-        s.elapsed_s, s.entries_per_s
-    )
+    Ok(false)
 }
 
 /// For `--jail NAME`: the jail from a loaded configuration.
-pub fn jail_from(settings: &Settings, name: &str) -> anyhow::Result<JailConfig> {
+pub fn jail_from(settings: &Settings, name: &str) -> Result<JailConfig, TestError> {
     settings
         .jail(name)
         .cloned()
-        .ok_or_else(|| anyhow::anyhow!("no jail {name:?} in {:?}", settings.files))
+        .ok_or_else(|| TestError::NoSuchJail {
+            name: name.to_string(),
+            files: settings
+                .files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }

@@ -480,11 +480,12 @@ fn name_has_owner(address: &str) -> bool {
     stdout(&o).trim() == "b true"
 }
 
-/// The `f2b` CLI on the bus `address`, as root.
+/// The `f2b` CLI on the bus `address`, as root: `f2b COMMAND --bus ADDRESS ARGS…`.
 fn f2b(address: &str, args: &[&str]) -> Output {
     Proc::new(F2B)
+        .arg(args[0])
         .args(["--bus", address])
-        .args(args)
+        .args(&args[1..])
         .output()
         .unwrap()
 }
@@ -497,10 +498,11 @@ fn f2b_as_nobody(address: &str, args: &[&str]) -> Output {
             &format!("--regid={NOBODY}"),
             "--clear-groups",
             F2B,
+            args[0],
             "--bus",
             address,
         ])
-        .args(args)
+        .args(&args[1..])
         .output()
         .unwrap()
 }
@@ -516,7 +518,7 @@ fn json(o: &Output) -> serde_json::Value {
 
 /// The active bans as (jail, address), through the CLI.
 fn bans(address: &str) -> Vec<(String, String)> {
-    json(&f2b(address, &["--json", "bans"]))
+    json(&f2b(address, &["bans", "--json"]))
         .as_array()
         .unwrap()
         .iter()
@@ -893,7 +895,7 @@ fn anyone_reads_but_changes_need_root_or_polkit() {
     let status = ok(&f2b_as_nobody(a, &["status"]));
     assert!(status.contains("ssh") && status.contains("web"), "{status}");
     assert_eq!(
-        json(&f2b_as_nobody(a, &["--json", "bans"]))
+        json(&f2b_as_nobody(a, &["bans", "--json"]))
             .as_array()
             .unwrap()
             .len(),
@@ -942,7 +944,7 @@ fn anyone_reads_but_changes_need_root_or_polkit() {
         let o = f2b_as_nobody(a, args);
         assert_eq!(
             exit_code(&o),
-            f2b::client::EXIT_DENIED,
+            i32::from(f2b::cli::EXIT_DENIED),
             "{args:?}: {}",
             stderr(&o)
         );
@@ -977,7 +979,7 @@ fn cli_drives_the_daemon() {
     let out = ok(&f2b(a, &["ban", "ssh", "203.0.113.9", "--for", "2h"]));
     assert!(out.starts_with("banned 203.0.113.9 in ssh until "), "{out}");
     ok(&f2b(a, &["ban", "web", "2001:db8:1::/48"]));
-    let list = json(&f2b(a, &["--json", "bans"]));
+    let list = json(&f2b(a, &["bans", "--json"]));
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2);
     let ssh = list.iter().find(|b| b["jail"] == "ssh").unwrap();
@@ -994,7 +996,7 @@ fn cli_drives_the_daemon() {
         "{table}"
     );
 
-    let st = json(&f2b(a, &["--json", "status", "ssh"]));
+    let st = json(&f2b(a, &["status", "ssh", "--json"]));
     assert_eq!(st["name"], "ssh");
     assert_eq!(st["max_retry"], 3);
     assert_eq!(st["currently_banned"], 1);
@@ -1005,7 +1007,7 @@ fn cli_drives_the_daemon() {
         "{text}"
     );
 
-    let hist = json(&f2b(a, &["--json", "history", "203.0.113.9"]));
+    let hist = json(&f2b(a, &["history", "203.0.113.9", "--json"]));
     assert_eq!(hist[0]["jail"], "ssh");
 
     ok(&f2b(a, &["set", "ssh", "maxretry", "7"]));
@@ -1030,8 +1032,14 @@ fn cli_drives_the_daemon() {
     );
 
     let out = ok(&f2b(a, &["unban", "ssh", "203.0.113.9", "198.51.100.200"]));
-    assert!(out.contains("unbanned 203.0.113.9"), "{out}");
-    assert!(out.contains("198.51.100.200 was not banned"), "{out}");
+    assert!(out.contains("unbanned 203.0.113.9 (1 ban lifted)"), "{out}");
+    assert!(
+        out.contains("198.51.100.200 was not banned in jail ssh"),
+        "{out}"
+    );
+    // "was not banned in every jail" was the wording.
+    let out = ok(&f2b(a, &["unban", "198.51.100.201"]));
+    assert_eq!(out, "198.51.100.201 was not banned in any jail\n");
     assert!(bans(a).is_empty());
     ok(&f2b(a, &["ban", "ssh", "203.0.113.10"]));
     ok(&f2b(a, &["ban", "web", "203.0.113.11"]));
@@ -1039,26 +1047,20 @@ fn cli_drives_the_daemon() {
     assert!(out.contains("lifted 1 ban in jail web"), "{out}");
     assert_eq!(bans(a), [("ssh".into(), "203.0.113.10".into())]);
 
-    // Mistakes: exit 1 and a message that says what is wrong.
-    for (args, msg) in [
-        (&["ban", "nope", "203.0.113.9"][..], "no such jail"),
-        (&["ban", "ssh", "203.0.113"], "invalid address"),
-        (&["ban", "ssh", "0.0.0.0/0"], "invalid address"),
-        (&["ban", "ssh", "203.0.113.9", "--for", "soon"], "--for"),
-        (&["status", "nope"], "no such jail"),
-        (
-            &["set", "ssh", "maxretry", "0"],
-            "MaxRetry 0 is out of range",
-        ),
-        (&["set", "ssh", "colour", "blue"], "unknown setting"),
+    // Mistakes: a message that says what is wrong; exit 1 when f2bd refuses, 2 when the
+    // command line does not parse.
+    for (args, code, msg) in [
+        (&["ban", "nope", "203.0.113.9"][..], 1, "no such jail"),
+        (&["status", "nope"], 1, "no such jail"),
+        (&["stop", "nope"], 1, "no such jail"),
+        (&["ban", "ssh", "203.0.113"], 2, "not an IP address"),
+        (&["ban", "ssh", "0.0.0.0/0"], 2, "prefix shorter than /8"),
+        (&["ban", "ssh", "203.0.113.9", "--for", "soon"], 2, "--for"),
+        (&["set", "ssh", "maxretry", "0"], 2, "1..=1000000"),
+        (&["set", "ssh", "colour", "blue"], 2, "colour"),
     ] {
         let o = f2b(a, args);
-        assert_eq!(
-            exit_code(&o),
-            f2b::client::EXIT_FAILURE,
-            "{args:?}: {}",
-            stderr(&o)
-        );
+        assert_eq!(exit_code(&o), code, "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(msg), "{args:?}: {}", stderr(&o));
     }
     daemon.stop();
@@ -1070,11 +1072,15 @@ fn cli_says_when_the_daemon_is_not_running() {
     let bus = PrivateBus::start();
     for args in [&["status"][..], &["bans"], &["reload"], &["monitor"]] {
         let o = f2b(&bus.address, args);
-        assert_eq!(exit_code(&o), f2b::client::EXIT_NOT_RUNNING, "{args:?}");
+        assert_eq!(
+            exit_code(&o),
+            i32::from(f2b::cli::EXIT_NOT_RUNNING),
+            "{args:?}"
+        );
         assert!(stderr(&o).contains("f2bd is not running"), "{}", stderr(&o));
     }
     let o = f2b("unix:path=/nonexistent/bus", &["status"]);
-    assert_eq!(exit_code(&o), f2b::client::EXIT_NOT_RUNNING);
+    assert_eq!(exit_code(&o), i32::from(f2b::cli::EXIT_NOT_RUNNING));
     assert!(stderr(&o).contains("cannot connect"), "{}", stderr(&o));
 }
 
@@ -1093,7 +1099,7 @@ fn journal_bans_become_signals_and_monitor_lines() {
     let sub = Subscriber::start(a);
     // f2b monitor --json, ready once it says so on stderr.
     let mut monitor = Proc::new(F2B)
-        .args(["--bus", a, "--json", "monitor"])
+        .args(["monitor", "--bus", a, "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1249,7 +1255,7 @@ fn reload_keeps_the_running_config_on_error_and_follows_changes() {
     let line = broken.lines().position(|l| l == "maxretry = 0").unwrap() + 1;
     std::fs::write(daemon.config(), &broken).unwrap();
     let o = f2b(a, &["reload"]);
-    assert_eq!(exit_code(&o), f2b::client::EXIT_FAILURE);
+    assert_eq!(exit_code(&o), i32::from(f2b::cli::EXIT_FAILURE));
     let e = stderr(&o);
     assert!(e.contains("the running configuration stays"), "{e}");
     assert!(e.contains(&format!("f2b.toml:{line}")), "{e}");
@@ -1386,11 +1392,16 @@ fn polkit_decides_for_the_caller() {
     ));
     // daemon (uid 1) has none: polkit's default is auth_admin, and no agent answers.
     let o = Proc::new("setpriv")
-        .args(["--reuid=1", "--regid=1", "--clear-groups", F2B, "--bus", a])
-        .args(["unban", "--all"])
+        .args(["--reuid=1", "--regid=1", "--clear-groups", F2B])
+        .args(["unban", "--all", "--bus", a])
         .output()
         .unwrap();
-    assert_eq!(exit_code(&o), f2b::client::EXIT_DENIED, "{}", stderr(&o));
+    assert_eq!(
+        exit_code(&o),
+        i32::from(f2b::cli::EXIT_DENIED),
+        "{}",
+        stderr(&o)
+    );
     assert!(
         stderr(&o).contains("authentication is required"),
         "{}",
@@ -1481,6 +1492,161 @@ fn only_one_daemon_and_only_root_own_the_name() {
     // The first one is unharmed.
     ok(&f2b(&bus.address, &["status"]));
     daemon.stop();
+}
+
+/// Issue 10: `f2b status JAIL` did not show what is enforced, and the FAILED column counted
+/// addresses, not failures. What the jail enforces is on org.f2b.Jail1 (and in the CLI).
+#[test]
+fn jail_properties_show_what_is_enforced_and_failures_are_counted() {
+    require_root!();
+    let bus = PrivateBus::start();
+    let config = CONFIG.replace(
+        "[jail.ssh]\n",
+        "[jail.ssh]\nports = [22, \"2222-2223\"]\nprotocol = \"tcp\"\naction = \"reject\"\n\
+         ignoreip = [\"192.0.2.0/24\", \"::ffff:198.51.100.9\"]\nipv6_prefix = 64\n\
+         bantime_increment = true\nbantime_multipliers = [1, 4]\nbantime_maxtime = \"2d\"\n",
+    );
+    let daemon = Daemon::start(&bus, &config);
+    let a = bus.address.as_str();
+    let p = "/org/f2b/jail/ssh";
+    let prop = |name: &str| get_property(a, p, "org.f2b.Jail1", name);
+    assert_eq!(prop("Ports"), "as 2 \"22\" \"2222-2223\"");
+    assert_eq!(prop("Protocol"), "s \"tcp\"");
+    assert_eq!(prop("Action"), "s \"reject\"");
+    assert_eq!(prop("IgnoreIp"), "as 2 \"192.0.2.0/24\" \"198.51.100.9\"");
+    assert_eq!(prop("IgnoreSelf"), "b false");
+    assert_eq!(prop("Ipv4Prefix"), "y 32");
+    assert_eq!(prop("Ipv6Prefix"), "y 64");
+    assert_eq!(prop("BanTimeIncrement"), "b true");
+    assert_eq!(prop("BanTimeMultipliers"), "ad 2 1 4");
+    assert_eq!(prop("BanTimeMaxTime"), "t 172800");
+    assert_eq!(prop("BanTimeRndTime"), "t 0");
+    assert_eq!(prop("BanTimeFastRebans"), "b true");
+    let web = |name: &str| get_property(a, "/org/f2b/jail/web", "org.f2b.Jail1", name);
+    assert_eq!(web("Ports"), "as 0");
+    assert_eq!(web("Protocol"), "s \"all\"");
+    assert_eq!(web("BanTimeIncrement"), "b false");
+
+    // Two failures of one address (maxretry 3): one address failing, two failures.
+    daemon.journal(ssh_failures("203.0.113.50", 2));
+    wait_for(Duration::from_secs(10), "CurrentFailures = 2", || {
+        prop("CurrentFailures") == "t 2"
+    });
+    assert_eq!(prop("CurrentlyFailed"), "u 1");
+    let table = ok(&f2b(a, &["status"]));
+    let head: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap()
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    let ssh: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("ssh"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        head,
+        [
+            "JAIL",
+            "STATE",
+            "FILTER",
+            "FAILING",
+            "FAILURES",
+            "TOTAL FAILURES",
+            "BANNED",
+            "TOTAL BANNED"
+        ],
+        "{table}"
+    );
+    assert_eq!(ssh[3..], ["1", "2", "2", "0", "0"], "{table}");
+
+    let text = ok(&f2b(a, &["status", "ssh"]));
+    for want in [
+        "Ports:              22, 2222-2223 (tcp)\n",
+        "Action:             reject\n",
+        "Ignored:            192.0.2.0/24, 198.51.100.9\n",
+        "Counted per:        IPv4 /32, IPv6 /64\n",
+        "Ban increments:     multipliers 1, 4, at most 2d, counting bans in this jail, fast rebans\n",
+        "Failing addresses:  1\n",
+        "Failures:           2 (within the find time)\n",
+        "Banned addresses:   none\n",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+    ok(&f2b(a, &["ban", "ssh", "203.0.113.9"]));
+    let text = ok(&f2b(a, &["status", "ssh"]));
+    let tail: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Banned addresses:"))
+        .collect();
+    assert_eq!(tail[0], "Banned addresses:", "{text}");
+    assert!(
+        tail[1].starts_with("  ADDRESS") && tail[2].starts_with("  203.0.113.9 "),
+        "{text}"
+    );
+    let st = json(&f2b(a, &["status", "ssh", "--json"]));
+    assert_eq!(st["ports"], serde_json::json!(["22", "2222-2223"]));
+    assert_eq!(st["current_failures"], 2);
+    assert_eq!(st["ban_time_max_time"], 172800);
+    daemon.stop();
+}
+
+/// A manual ban did not say who made it: the D-Bus layer passes the caller (uid, user name)
+/// with Ban, Unban and UnbanAll to the engine. Served here over an engine handle whose
+/// commands the test answers itself.
+#[test]
+fn ban_and_unban_carry_the_caller() {
+    use f2b::engine::{Command, EngineHandle, JailInfo, Origin};
+    require_root!();
+    let bus = PrivateBus::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (handle, mut rx) = EngineHandle::detached(16);
+    let origins = Arc::new(Mutex::new(Vec::new()));
+    let seen = origins.clone();
+    rt.spawn(async move {
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                Command::ListJails(r) => {
+                    let _ = r.send(vec![JailInfo {
+                        name: "ssh".into(),
+                        enabled: true,
+                        ..Default::default()
+                    }]);
+                }
+                Command::Ban { origin, reply, .. } => {
+                    seen.lock().unwrap().push(origin);
+                    let _ = reply.send(Ok(0));
+                }
+                Command::Unban { origin, reply, .. } | Command::UnbanAll { origin, reply, .. } => {
+                    seen.lock().unwrap().push(origin);
+                    let _ = reply.send(Ok(1));
+                }
+                _ => {}
+            }
+        }
+    });
+    let server = rt
+        .block_on(f2b::dbus::serve(bus.spec(), handle))
+        .expect("serve org.f2b");
+    let a = bus.address.as_str();
+    ok(&f2b(a, &["ban", "ssh", "203.0.113.9"]));
+    ok(&f2b(a, &["unban", "ssh", "203.0.113.9"]));
+    ok(&f2b(a, &["unban", "--all"]));
+    let root = Origin::Manual {
+        uid: 0,
+        user: Some("root".into()),
+    };
+    assert_eq!(*origins.lock().unwrap(), [root.clone(), root.clone(), root]);
+    assert_eq!(origins.lock().unwrap()[0].to_string(), "root (uid 0)");
+    rt.block_on(server.shutdown());
 }
 
 fn strs(v: &[String]) -> Vec<&str> {

@@ -409,11 +409,11 @@ async fn manual_ban_unban_and_reload_keep_state() {
     let until = r
         .handle
         .call(|reply| Command::Ban {
+            origin: Default::default(),
             jail: "ssh".into(),
             addr: "203.0.113.77/32".parse().unwrap(),
             duration: Some(Duration::from_secs(60)),
             force: false,
-            origin: f2b::jail::Origin::default(),
             reply,
         })
         .await
@@ -425,9 +425,9 @@ async fn manual_ban_unban_and_reload_keep_state() {
     let n = r
         .handle
         .call(|reply| Command::Unban {
+            origin: Default::default(),
             jail: None,
             addr: "203.0.113.77/32".parse().unwrap(),
-            origin: f2b::jail::Origin::default(),
             reply,
         })
         .await
@@ -438,11 +438,11 @@ async fn manual_ban_unban_and_reload_keep_state() {
     let err = r
         .handle
         .call(|reply| Command::Ban {
+            origin: Default::default(),
             jail: "nosuch".into(),
             addr: "203.0.113.77/32".parse().unwrap(),
             duration: None,
             force: false,
-            origin: f2b::jail::Origin::default(),
             reply,
         })
         .await
@@ -452,11 +452,11 @@ async fn manual_ban_unban_and_reload_keep_state() {
     let err = r
         .handle
         .call(|reply| Command::Ban {
+            origin: Default::default(),
             jail: "ssh".into(),
             addr: "192.0.2.1/32".parse().unwrap(),
             duration: None,
             force: false,
-            origin: f2b::jail::Origin::default(),
             reply,
         })
         .await

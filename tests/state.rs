@@ -63,9 +63,9 @@ async fn restart_resumes_after_the_cursor_and_restores_bans() {
     let n = r
         .handle
         .call(|reply| Command::Unban {
+            origin: Default::default(),
             jail: None,
             addr: "198.51.100.2/32".parse().unwrap(),
-            origin: f2b::jail::Origin::default(),
             reply,
         })
         .await

@@ -8,7 +8,9 @@ use clap::{Parser, ValueEnum};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use f2b::config::{self, LoadOptions, DEFAULT_CONFIG, DEFAULT_CONFIG_TEXT};
+use f2b::cli::{error_text, ConfigArgs};
+use f2b::config;
+use f2b::dbus::BusSpec;
 use f2b::engine::{Engine, EngineOptions};
 use f2b::firewall::{DryRun, Firewall, FirewallHandle};
 use f2b::logging::{self, LogTarget, MSGID_START, MSGID_STOP};
@@ -33,15 +35,8 @@ enum LogArg {
 #[derive(Debug, Parser)]
 #[command(name = "f2bd", version, about, long_about = None)]
 struct Args {
-    /// Root configuration file; drop-ins are read from jail.d/ beside it.
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-    /// Extra filter directory (searched after /usr/lib/f2b/filters and /etc/f2b/filters).
-    #[arg(long = "filter-dir", value_name = "DIR")]
-    filter_dirs: Vec<PathBuf>,
-    /// Ignore /usr/lib/f2b/filters and /etc/f2b/filters (use only built-in and --filter-dir).
-    #[arg(long)]
-    no_system_filters: bool,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Read journal files from this directory instead of the system journal.
     #[arg(long, value_name = "DIR", conflicts_with = "journal_file")]
     journal_dir: Option<PathBuf>,
@@ -49,8 +44,9 @@ struct Args {
     #[arg(long, value_name = "FILE", num_args = 1..)]
     journal_file: Vec<PathBuf>,
     /// Without a saved cursor: start this far back (e.g. "1h", "2d") instead of at the end.
-    #[arg(long, value_name = "DURATION", conflicts_with = "from_start")]
-    since: Option<String>,
+    #[arg(long, value_name = "DURATION", conflicts_with = "from_start",
+          value_parser = f2b::cli::args::duration)]
+    since: Option<Duration>,
     /// Without a saved cursor: start at the oldest entry of the journal.
     #[arg(long)]
     from_start: bool,
@@ -71,14 +67,22 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// D-Bus to serve the control interface on: system, session, none, or a bus address.
-    #[arg(long, value_name = "BUS", default_value = "system")]
-    bus: String,
+    #[arg(long, value_name = "BUS", default_value = "system", value_parser = bus)]
+    bus: ServeOn,
     /// Where to log.
     #[arg(long, value_enum, default_value = "auto")]
     log: LogArg,
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides.
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+/// `--bus`: a bus, or "none" for no D-Bus interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ServeOn(Option<BusSpec>);
+
+fn bus(s: &str) -> Result<ServeOn, String> {
+    Ok(ServeOn((s != "none").then(|| BusSpec::parse(s))))
 }
 
 fn main() -> ExitCode {
@@ -105,29 +109,16 @@ fn main() -> ExitCode {
     match rt.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!("{e:#}");
-            eprintln!("f2bd: {e:#}");
+            let text = error_text(e.as_ref());
+            error!("{text}");
+            eprintln!("f2bd: {text}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn load_options(args: &Args) -> LoadOptions {
-    LoadOptions {
-        config: args
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
-        // Without --config, a missing /etc/f2b/f2b.toml means "use the shipped default".
-        allow_missing: args.config.is_none(),
-        filter_dirs: args.filter_dirs.clone(),
-        no_system_filters: args.no_system_filters,
-        default_text: Some(DEFAULT_CONFIG_TEXT),
-    }
-}
-
 async fn run(args: Args) -> anyhow::Result<()> {
-    let load = load_options(&args);
+    let load = args.config.load_options(f2b::system::services());
     let mut settings = config::load(&load)?;
     if let Some(d) = &args.state_dir {
         settings.daemon.state_dir = d.clone();
@@ -139,8 +130,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let start = if args.from_start {
         StartAt::Head
-    } else if let Some(s) = &args.since {
-        let d = config::parse_duration(s).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    } else if let Some(d) = args.since {
         StartAt::Since(f2b::engine::now_us().saturating_sub(d.as_micros() as u64))
     } else {
         StartAt::Tail
@@ -219,9 +209,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     });
     // The control plane: org.f2b on the chosen bus ("none": no D-Bus).
-    let dbus = match args.bus.as_str() {
-        "none" => None,
-        bus => match f2b::dbus::serve(f2b::dbus::BusSpec::parse(bus), handle.clone()).await {
+    let dbus = match args.bus.0 {
+        None => None,
+        Some(bus) => match f2b::dbus::serve(bus, handle.clone()).await {
             Ok(server) => Some(server),
             Err(e) => {
                 let _ = stop_tx.send(true);
@@ -274,4 +264,34 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     result??;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn arguments_parse() {
+        Args::command().debug_assert();
+        let a = Args::try_parse_from(["f2bd"]).unwrap();
+        assert_eq!(a.bus, ServeOn(Some(BusSpec::System)));
+        assert_eq!(a.config.config, None);
+        let a = Args::try_parse_from([
+            "f2bd",
+            "--bus",
+            "none",
+            "--since",
+            "1h",
+            "--config",
+            "/x.toml",
+            "--filter-dir",
+            "/f",
+        ])
+        .unwrap();
+        assert_eq!(a.bus, ServeOn(None));
+        assert_eq!(a.since, Some(Duration::from_secs(3600)));
+        assert_eq!(a.config.filters.filter_dirs, [PathBuf::from("/f")]);
+        assert!(Args::try_parse_from(["f2bd", "--since", "soon"]).is_err());
+    }
 }

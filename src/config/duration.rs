@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::raw::RawDur;
+
 /// Parse `"1h30m"`-style text. Units: s, m, h, d, w (also `sec`, `min`, `hour(s)`, `day(s)`,
 /// `week(s)`); a bare number is seconds. Returns a message fit for an error line.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -108,6 +110,27 @@ impl fmt::Display for BanTime {
             BanTime::For(d) => f.write_str(&format_duration(*d)),
             BanTime::Forever => f.write_str("ever"),
         }
+    }
+}
+
+/// A duration key's value: `-1`, `"forever"` or `"permanent"` mean [`BanTime::Forever`] when
+/// `allow_forever`.
+pub(super) fn from_raw(raw: &RawDur, allow_forever: bool) -> Result<BanTime, String> {
+    match raw {
+        RawDur::Int(-1) if allow_forever => Ok(BanTime::Forever),
+        RawDur::Int(n) if *n >= 0 => Ok(BanTime::For(Duration::from_secs(*n as u64))),
+        RawDur::Int(n) => Err(format!(
+            "{n} is not a duration{}",
+            if allow_forever {
+                " (use -1 or \"forever\" for permanent)"
+            } else {
+                ""
+            }
+        )),
+        RawDur::Str(s) if allow_forever && matches!(s.trim(), "forever" | "permanent" | "-1") => {
+            Ok(BanTime::Forever)
+        }
+        RawDur::Str(s) => parse_duration(s).map(BanTime::For),
     }
 }
 

@@ -1,8 +1,13 @@
 //! `ignoreip`: addresses and networks that are never banned.
+//!
+//! IPv4-mapped IPv6 addresses (`::ffff:198.51.100.9`) are their IPv4 address, in the list and
+//! in the addresses looked up, so either spelling covers the other.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+
+use super::limits::{canonical, parse_net};
 
 /// A list of networks (single addresses are /32 or /128).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,76 +19,25 @@ impl IgnoreList {
     /// Parse addresses and CIDRs, v4 and v6. Host bits set in a CIDR are an error, since
     /// `10.0.0.5/8` usually means a typo.
     pub fn parse(items: &[String]) -> Result<IgnoreList, String> {
-        let mut nets = Vec::with_capacity(items.len());
-        for item in items {
-            let s = item.trim();
-            let net = if s.contains('/') {
-                let net: IpNet = s
-                    .parse()
-                    .map_err(|_| format!("{s:?} is not an address or CIDR network"))?;
-                if net.trunc() != net {
-                    return Err(format!(
-                        "{s:?} has host bits set; did you mean {}?",
-                        net.trunc()
-                    ));
-                }
-                net
-            } else {
-                let ip: IpAddr = s
-                    .parse()
-                    .map_err(|_| format!("{s:?} is not an address or CIDR network"))?;
-                IpNet::from(ip)
-            };
-            nets.push(net);
-        }
+        let nets = items
+            .iter()
+            .map(|item| parse_net(item.trim()).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
         Ok(IgnoreList { nets })
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
         self.nets.iter().any(|n| n.contains(&ip))
     }
 
     pub fn extend(&mut self, more: impl IntoIterator<Item = IpNet>) {
-        self.nets.extend(more);
+        self.nets.extend(more.into_iter().map(canonical));
     }
 
     pub fn nets(&self) -> &[IpNet] {
         &self.nets
     }
-}
-
-/// The addresses of this host's interfaces (for `ignoreself`).
-pub fn local_addresses() -> Vec<IpNet> {
-    let mut out = Vec::new();
-    // SAFETY: getifaddrs fills a linked list we only read and then free with freeifaddrs.
-    unsafe {
-        let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
-        if libc::getifaddrs(&mut ifap) != 0 {
-            return out;
-        }
-        let mut cur = ifap;
-        while !cur.is_null() {
-            let addr = (*cur).ifa_addr;
-            if !addr.is_null() {
-                match (*addr).sa_family as i32 {
-                    libc::AF_INET => {
-                        let sin = &*(addr as *const libc::sockaddr_in);
-                        let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                        out.push(IpNet::from(IpAddr::V4(ip)));
-                    }
-                    libc::AF_INET6 => {
-                        let sin6 = &*(addr as *const libc::sockaddr_in6);
-                        let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                        out.push(IpNet::from(IpAddr::V6(ip)));
-                    }
-                    _ => {}
-                }
-            }
-            cur = (*cur).ifa_next;
-        }
-        libc::freeifaddrs(ifap);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -109,9 +63,20 @@ mod tests {
         assert!(IgnoreList::parse(&["example.com".into()]).is_err());
     }
 
+    /// Issue 10.11: `ignoreip = ["::ffff:198.51.100.9"]` was accepted but did not cover
+    /// 198.51.100.9.
     #[test]
-    fn local_addresses_include_loopback() {
-        let l = local_addresses();
-        assert!(l.iter().any(|n| n.addr().is_loopback()), "{l:?}");
+    fn ipv4_mapped_ignoreip_covers_the_ipv4_address_and_the_reverse() {
+        let mapped = IgnoreList::parse(&["::ffff:198.51.100.9".into()]).unwrap();
+        assert!(mapped.contains("198.51.100.9".parse().unwrap()));
+        assert!(mapped.contains("::ffff:198.51.100.9".parse().unwrap()));
+        assert!(!mapped.contains("198.51.100.10".parse().unwrap()));
+        let plain = IgnoreList::parse(&["198.51.100.0/24".into()]).unwrap();
+        assert!(plain.contains("::ffff:198.51.100.9".parse().unwrap()));
+        let net = IgnoreList::parse(&["::ffff:198.51.100.0/120".into()]).unwrap();
+        assert!(net.contains("198.51.100.200".parse().unwrap()));
+        let mut own = IgnoreList::default();
+        own.extend(["::ffff:192.0.2.1/128".parse().unwrap()]);
+        assert!(own.contains("192.0.2.1".parse().unwrap()));
     }
 }

@@ -1,5 +1,8 @@
 use super::*;
+use std::fs;
 use std::io::Write;
+
+use crate::firewall::{PortRange, Protocol};
 
 fn filter_dir() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
@@ -24,6 +27,7 @@ fn opts(dir: &tempfile::TempDir) -> LoadOptions {
         filter_dirs: vec![dir.path().to_path_buf()],
         no_system_filters: true,
         default_text: None,
+        services: Services::parse("gopher 70/tcp\n"),
     }
 }
 
@@ -48,7 +52,7 @@ enabled = true
 mode = "aggressive"
 maxretry = 3
 findtime = "1h30m"
-ports = [22, "8000-8100", "http"]
+ports = [22, "8000-8100", "http", "gopher"]
 extra_matches = ["SYSLOG_IDENTIFIER=testsvc _UID=0"]
 ipv6_prefix = 64
 bantime_increment = true
@@ -66,7 +70,8 @@ filter = "testsvc"
     assert_eq!(j.bantime, BanTime::For(Duration::from_secs(3600)));
     assert_eq!(j.ipv6_prefix, 64);
     assert_eq!(j.rules.protocol, Protocol::Tcp);
-    assert_eq!(j.rules.ports.len(), 3);
+    assert_eq!(j.rules.ports.len(), 4);
+    assert_eq!(j.rules.ports[3].first, 70, "from the services table given");
     assert_eq!(
         j.rules.ports[2],
         PortRange {
@@ -87,7 +92,11 @@ filter = "testsvc"
         vec![1.0, 2.0, 4.0]
     );
     assert!(!s.jail("off").unwrap().enabled);
-    assert_eq!(s.filters.len(), 2, "every jail's filter is compiled, enabled or not");
+    assert_eq!(
+        s.filters.len(),
+        2,
+        "every jail's filter is compiled, enabled or not"
+    );
 }
 
 #[test]
@@ -109,6 +118,8 @@ fn errors_name_file_line_and_key() {
         e.starts_with("f2b.toml:3:") && e.contains("unknown filter \"nosuch\""),
         "{e}"
     );
+    let e = err("[jail.x]\nfilter = \"testsv\"\n");
+    assert!(e.contains("did you mean \"testsvc\"?"), "{e}");
     let e = err("[jail.testsvc]\nmode = \"ddos\"\n");
     assert!(e.starts_with("f2b.toml:2:") && e.contains("ddos"), "{e}");
     let e = err("[jail.testsvc]\nmaxretry = 0\n");
@@ -177,6 +188,95 @@ fn missing_root_config() {
         .contains("/nonexistent/f2b.toml"));
     o.allow_missing = true;
     assert!(load(&o).unwrap().jails.is_empty());
+}
+
+/// Issue 10 ("what an admin stumbled on"): a value of the wrong type named neither key nor
+/// jail, only the first error was shown, and an unknown key listed every key.
+#[test]
+fn config_errors_name_key_and_jail_and_all_are_shown_in_file_order() {
+    let d = filter_dir();
+    let e = load_str(
+        "f2b.toml",
+        "[jail.testsvc]\nenabled = true\nmaxretry = \"three\"\nbantme = \"1h\"\n\
+         findtime = \"soon\"\n[jail.other]\nfilter = \"testsvc\"\nipv6_prefix = 8\n",
+        &opts(&d),
+    )
+    .unwrap_err();
+    let lines: Vec<String> = e.problems().iter().map(|p| p.to_string()).collect();
+    assert_eq!(lines.len(), 4, "{e}");
+    assert_eq!(
+        lines[0],
+        "f2b.toml:3: jail testsvc: maxretry: expected an integer, found string \"three\""
+    );
+    assert_eq!(
+        lines[1],
+        "f2b.toml:4: unknown key \"bantme\" in [jail.testsvc]; did you mean \"bantime\"?"
+    );
+    assert!(
+        lines[2].starts_with("f2b.toml:5: jail testsvc: findtime:"),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(
+        lines[3],
+        "f2b.toml:8: jail other: ipv6_prefix: 8 is not in 16..=128"
+    );
+    assert_eq!(e.to_string(), lines.join("\n"));
+}
+
+#[test]
+fn errors_of_several_files_in_merge_order() {
+    let fdir = filter_dir();
+    let cdir = tempfile::tempdir().unwrap();
+    let root = cdir.path().join("f2b.toml");
+    fs::write(&root, "[jail.testsvc]\nenabled = true\n\nbogus = 1\n").unwrap();
+    fs::create_dir(cdir.path().join("jail.d")).unwrap();
+    fs::write(
+        cdir.path().join("jail.d/b.toml"),
+        "[jail.testsvc]\nmaxretry = 0\n",
+    )
+    .unwrap();
+    fs::write(
+        cdir.path().join("jail.d/a.toml"),
+        "[defaults]\nbantime = \"11y\"\n",
+    )
+    .unwrap();
+    let mut o = opts(&fdir);
+    o.config = root.clone();
+    let e = load(&o).unwrap_err().to_string();
+    let files: Vec<&str> = e
+        .lines()
+        .map(|l| l.split(':').next().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(files, ["f2b.toml", "a.toml", "b.toml"], "{e}");
+}
+
+/// Issue 10.11: a file named jail.d was silently ignored.
+#[test]
+fn jail_d_being_a_file_is_an_error_naming_it() {
+    let fdir = filter_dir();
+    let cdir = tempfile::tempdir().unwrap();
+    let root = cdir.path().join("f2b.toml");
+    fs::write(&root, "[jail.testsvc]\nenabled = true\n").unwrap();
+    fs::write(cdir.path().join("jail.d"), "[jail.testsvc]\nmaxretry = 2\n").unwrap();
+    let mut o = opts(&fdir);
+    o.config = root;
+    let e = load(&o).unwrap_err().to_string();
+    assert!(
+        e.contains(&cdir.path().join("jail.d").display().to_string())
+            && e.contains("not a directory"),
+        "{e}"
+    );
+}
+
+#[test]
+fn limits_are_the_shared_ones() {
+    let e = err("[jail.testsvc]\nbantime = \"522w\"\n");
+    assert!(e.contains("bantime") && e.contains("ten years"), "{e}");
+    let e = err("[jail.testsvc]\nipv4_prefix = 7\n");
+    assert!(e.contains("8..=32"), "{e}");
+    let e = err("[jail.testsvc]\nmaxretry = 1000001\n");
+    assert!(e.contains("1..=1000000"), "{e}");
 }
 
 #[test]

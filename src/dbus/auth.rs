@@ -33,12 +33,12 @@ pub(crate) struct Authorizer {
 
 impl Authorizer {
     pub(crate) fn new() -> Self {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let own_uid = unsafe { libc::geteuid() };
-        Authorizer { own_uid }
+        Authorizer {
+            own_uid: crate::system::effective_uid(),
+        }
     }
 
-    /// The caller's uid if the sender of `hdr` may perform `action`, else `NotAuthorized`.
+    /// The sender's uid if the sender of `hdr` may perform `action`, else `NotAuthorized`.
     pub(crate) async fn check(
         &self,
         conn: &Connection,

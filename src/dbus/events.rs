@@ -297,6 +297,28 @@ fn changed_properties(
     cmp!("TotalFailed", total_failed);
     cmp!("CurrentlyBanned", currently_banned);
     cmp!("TotalBanned", total_banned);
+    cmp!("CurrentFailures", current_failures);
+    macro_rules! setting {
+        ($prop:literal, $field:ident) => {
+            if old.is_none_or(|o| o.settings.$field != new.settings.$field) {
+                out.insert($prop, Variant::from(new.settings.$field.clone()));
+            }
+        };
+    }
+    setting!("Ports", ports);
+    setting!("Protocol", protocol);
+    setting!("Action", action);
+    setting!("IgnoreIp", ignoreip);
+    setting!("IgnoreSelf", ignoreself);
+    setting!("Ipv4Prefix", ipv4_prefix);
+    setting!("Ipv6Prefix", ipv6_prefix);
+    setting!("BanTimeIncrement", bantime_increment);
+    setting!("BanTimeFactor", bantime_factor);
+    setting!("BanTimeMultipliers", bantime_multipliers);
+    setting!("BanTimeMaxTime", bantime_maxtime_s);
+    setting!("BanTimeRndTime", bantime_rndtime_s);
+    setting!("BanTimeOverallJails", bantime_overalljails);
+    setting!("BanTimeFastRebans", bantime_fastrebans);
     out
 }
 
@@ -317,13 +339,14 @@ mod tests {
             total_failed: 0,
             currently_banned: 0,
             total_banned: 0,
+            ..Default::default()
         }
     }
 
     #[test]
     fn only_changed_values_are_sent() {
         let a = info();
-        assert_eq!(changed_properties(None, &a).len(), 9);
+        assert_eq!(changed_properties(None, &a).len(), 24);
         assert!(changed_properties(Some(&a), &a).is_empty());
         let mut b = a.clone();
         b.currently_banned = 3;
@@ -332,5 +355,9 @@ mod tests {
         let mut keys: Vec<_> = c.keys().copied().collect();
         keys.sort();
         assert_eq!(keys, ["CurrentlyBanned", "TotalBanned"]);
+        let mut d = a.clone();
+        d.settings.ports = vec!["22".into()];
+        let c = changed_properties(Some(&a), &d);
+        assert_eq!(c.keys().copied().collect::<Vec<_>>(), ["Ports"]);
     }
 }

@@ -7,7 +7,7 @@ use zbus::message::Header;
 use super::error::{Error, Result};
 use super::types::BanRecord;
 use super::{validate, Shared};
-use crate::engine::{Command, JailInfo, Tunable};
+use crate::engine::{Command, JailInfo, JailSettings, Tunable};
 
 pub(crate) struct JailObject {
     pub(crate) name: String,
@@ -22,6 +22,10 @@ impl JailObject {
             .engine
             .call(|reply| Command::Jail(name, reply))
             .await??)
+    }
+
+    async fn settings(&self) -> Result<JailSettings> {
+        Ok(self.info().await?.settings)
     }
 
     async fn set_enabled(
@@ -73,9 +77,9 @@ impl JailObject {
     ) -> Result<u64> {
         let addr = validate::address(address)?;
         let duration = validate::ban_seconds(seconds)?;
-        let uid = self.shared.authorize(conn, &hdr).await?;
+        let origin = self.shared.authorize(conn, &hdr).await?;
         self.shared
-            .ban(self.name.clone(), addr, duration, uid)
+            .ban(self.name.clone(), addr, duration, origin)
             .await
     }
 
@@ -88,8 +92,10 @@ impl JailObject {
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<u32> {
         let addr = validate::address(address)?;
-        let uid = self.shared.authorize(conn, &hdr).await?;
-        self.shared.unban(Some(self.name.clone()), addr, uid).await
+        let origin = self.shared.authorize(conn, &hdr).await?;
+        self.shared
+            .unban(Some(self.name.clone()), addr, origin)
+            .await
     }
 
     /// This jail's active bans, sorted by address, paged (`limit` ≤ 10000).
@@ -192,6 +198,12 @@ impl JailObject {
         Ok(self.info().await?.currently_failed)
     }
 
+    /// Failures inside the find-time windows of those addresses.
+    #[zbus(property)]
+    async fn current_failures(&self) -> Result<u64> {
+        Ok(self.info().await?.current_failures)
+    }
+
     #[zbus(property)]
     async fn total_failed(&self) -> Result<u64> {
         Ok(self.info().await?.total_failed)
@@ -205,5 +217,87 @@ impl JailObject {
     #[zbus(property)]
     async fn total_banned(&self) -> Result<u64> {
         Ok(self.info().await?.total_banned)
+    }
+
+    // What the jail enforces (from the configuration; they change with a reload).
+
+    /// Destination ports (`22`, `8000-8100`); empty = every port.
+    #[zbus(property)]
+    async fn ports(&self) -> Result<Vec<String>> {
+        Ok(self.settings().await?.ports)
+    }
+
+    /// `tcp`, `udp`, `tcp+udp` or `all`.
+    #[zbus(property)]
+    async fn protocol(&self) -> Result<String> {
+        Ok(self.settings().await?.protocol)
+    }
+
+    /// `drop` or `reject`.
+    #[zbus(property)]
+    async fn action(&self) -> Result<String> {
+        Ok(self.settings().await?.action)
+    }
+
+    /// Addresses and networks never banned.
+    #[zbus(property)]
+    async fn ignore_ip(&self) -> Result<Vec<String>> {
+        Ok(self.settings().await?.ignoreip)
+    }
+
+    /// The host's own addresses are never banned.
+    #[zbus(property)]
+    async fn ignore_self(&self) -> Result<bool> {
+        Ok(self.settings().await?.ignoreself)
+    }
+
+    /// Failures of IPv4 addresses are counted and banned per prefix of this length.
+    #[zbus(property)]
+    async fn ipv4_prefix(&self) -> Result<u8> {
+        Ok(self.settings().await?.ipv4_prefix)
+    }
+
+    /// The same for IPv6.
+    #[zbus(property)]
+    async fn ipv6_prefix(&self) -> Result<u8> {
+        Ok(self.settings().await?.ipv6_prefix)
+    }
+
+    /// Repeat offenders get longer bans (the BanTime* properties below apply).
+    #[zbus(property)]
+    async fn ban_time_increment(&self) -> Result<bool> {
+        Ok(self.settings().await?.bantime_increment)
+    }
+
+    #[zbus(property)]
+    async fn ban_time_factor(&self) -> Result<f64> {
+        Ok(self.settings().await?.bantime_factor)
+    }
+
+    #[zbus(property)]
+    async fn ban_time_multipliers(&self) -> Result<Vec<f64>> {
+        Ok(self.settings().await?.bantime_multipliers)
+    }
+
+    /// Seconds; 0 = no limit.
+    #[zbus(property)]
+    async fn ban_time_max_time(&self) -> Result<u64> {
+        Ok(self.settings().await?.bantime_maxtime_s)
+    }
+
+    /// Seconds.
+    #[zbus(property)]
+    async fn ban_time_rnd_time(&self) -> Result<u64> {
+        Ok(self.settings().await?.bantime_rndtime_s)
+    }
+
+    #[zbus(property)]
+    async fn ban_time_overall_jails(&self) -> Result<bool> {
+        Ok(self.settings().await?.bantime_overalljails)
+    }
+
+    #[zbus(property)]
+    async fn ban_time_fast_rebans(&self) -> Result<bool> {
+        Ok(self.settings().await?.bantime_fastrebans)
     }
 }

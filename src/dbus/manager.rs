@@ -63,8 +63,8 @@ impl Manager {
         let jail = validate::jail(jail)?;
         let addr = validate::address(address)?;
         let duration = validate::ban_seconds(seconds)?;
-        let uid = self.shared.authorize(conn, &hdr).await?;
-        self.shared.ban(jail, addr, duration, uid).await
+        let origin = self.shared.authorize(conn, &hdr).await?;
+        self.shared.ban(jail, addr, duration, origin).await
     }
 
     /// Unban `address` from `jail` (every jail when empty); returns how many bans were lifted.
@@ -78,8 +78,8 @@ impl Manager {
     ) -> Result<u32> {
         let jail = validate::opt_jail(jail)?;
         let addr = validate::address(address)?;
-        let uid = self.shared.authorize(conn, &hdr).await?;
-        self.shared.unban(jail, addr, uid).await
+        let origin = self.shared.authorize(conn, &hdr).await?;
+        self.shared.unban(jail, addr, origin).await
     }
 
     /// Lift every ban of `jail` (of every jail when empty).
@@ -91,11 +91,15 @@ impl Manager {
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<u32> {
         let jail = validate::opt_jail(jail)?;
-        self.shared.authorize(conn, &hdr).await?;
+        let origin = self.shared.authorize(conn, &hdr).await?;
         Ok(self
             .shared
             .engine
-            .call(|reply| Command::UnbanAll { jail, reply })
+            .call(|reply| Command::UnbanAll {
+                jail,
+                origin,
+                reply,
+            })
             .await??)
     }
 

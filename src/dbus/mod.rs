@@ -37,8 +37,7 @@ pub use error::Error;
 pub use path::{escape_label, jail_name, jail_path, JAIL_PATH_PREFIX};
 pub use types::{BanRecord, HistoryEntry};
 
-use crate::engine::{Command, EngineHandle};
-use crate::jail::Origin;
+use crate::engine::{Command, EngineHandle, Origin};
 
 /// The well-known name of f2bd.
 pub const BUS_NAME: &str = "org.f2b";
@@ -126,9 +125,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The caller's uid, if it may change things.
-    async fn authorize(&self, conn: &Connection, hdr: &Header<'_>) -> error::Result<u32> {
-        self.auth.check(conn, Some(hdr), ACTION_MANAGE).await
+    /// Authorize the caller of `hdr`; who it is, for the engine to log with what it does.
+    async fn authorize(&self, conn: &Connection, hdr: &Header<'_>) -> error::Result<Origin> {
+        let uid = self.auth.check(conn, Some(hdr), ACTION_MANAGE).await?;
+        // The user database may be remote (NSS): off the async threads.
+        let user = tokio::task::spawn_blocking(move || crate::system::user_name(uid))
+            .await
+            .unwrap_or(None);
+        Ok(Origin::Manual { uid, user })
     }
 
     async fn jail_names(&self) -> error::Result<Vec<String>> {
@@ -161,7 +165,7 @@ impl Shared {
         jail: String,
         addr: IpNet,
         duration: Option<Duration>,
-        uid: u32,
+        origin: Origin,
     ) -> error::Result<u64> {
         Ok(self
             .engine
@@ -170,19 +174,19 @@ impl Shared {
                 addr,
                 duration,
                 force: false,
-                origin: Origin::Manual { uid, user: None },
+                origin,
                 reply,
             })
             .await??)
     }
 
-    async fn unban(&self, jail: Option<String>, addr: IpNet, uid: u32) -> error::Result<u32> {
+    async fn unban(&self, jail: Option<String>, addr: IpNet, origin: Origin) -> error::Result<u32> {
         Ok(self
             .engine
             .call(|reply| Command::Unban {
                 jail,
                 addr,
-                origin: Origin::Manual { uid, user: None },
+                origin,
                 reply,
             })
             .await??)

@@ -92,6 +92,36 @@ pub trait Jail1 {
     fn currently_banned(&self) -> zbus::Result<u32>;
     #[zbus(property)]
     fn total_banned(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn current_failures(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn ports(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property)]
+    fn protocol(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn action(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn ignore_ip(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property)]
+    fn ignore_self(&self) -> zbus::Result<bool>;
+    #[zbus(property)]
+    fn ipv4_prefix(&self) -> zbus::Result<u8>;
+    #[zbus(property)]
+    fn ipv6_prefix(&self) -> zbus::Result<u8>;
+    #[zbus(property)]
+    fn ban_time_increment(&self) -> zbus::Result<bool>;
+    #[zbus(property)]
+    fn ban_time_factor(&self) -> zbus::Result<f64>;
+    #[zbus(property)]
+    fn ban_time_multipliers(&self) -> zbus::Result<Vec<f64>>;
+    #[zbus(property)]
+    fn ban_time_max_time(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn ban_time_rnd_time(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn ban_time_overall_jails(&self) -> zbus::Result<bool>;
+    #[zbus(property)]
+    fn ban_time_fast_rebans(&self) -> zbus::Result<bool>;
 }
 
 /// The subject of a polkit check: `(kind, details)`.

@@ -1,4 +1,5 @@
-//! Argument checks done before anything reaches the engine.
+//! Argument checks done before anything reaches the engine, with the bounds the configuration
+//! uses too ([`crate::config::limits`]).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -6,66 +7,23 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::error::{Error, Result};
+use crate::config::limits;
 
 /// Largest page a paged method returns (`limit` above this is refused).
 pub const MAX_PAGE: u32 = 10_000;
-/// Longest duration accepted for a ban, a find time or a ban time: ten years.
-pub const MAX_SECONDS: u64 = 10 * 365 * 86_400;
+pub use limits::{MAX_SECONDS, MIN_PREFIX_V4, MIN_PREFIX_V6};
 /// Largest `MaxRetry`.
-pub const MAX_RETRY: u32 = 1_000_000;
-/// Shortest IPv4 prefix accepted for a ban (a shorter one is almost surely a typo).
-pub const MIN_PREFIX_V4: u8 = 8;
-/// Shortest IPv6 prefix accepted for a ban.
-pub const MIN_PREFIX_V6: u8 = 16;
+pub const MAX_RETRY: u32 = *limits::MAX_RETRY.end();
 
 /// An address (`203.0.113.9`, `2001:db8::1`) or a prefix (`203.0.113.0/24`, `2001:db8::/64`).
 ///
 /// IPv4-mapped IPv6 addresses become IPv4; host bits set in a prefix, unspecified addresses and
-/// prefixes shorter than /8 (IPv4) or /16 (IPv6) are refused.
+/// prefixes shorter than /8 (IPv4) or /16 (IPv6) are refused ([`limits::ban_target`]).
 pub fn address(text: &str) -> Result<IpNet> {
-    let bad = |why: &str| Error::InvalidAddress(format!("invalid address {text:?}: {why}"));
     if text.is_empty() {
-        return Err(bad("empty"));
+        return Err(Error::InvalidAddress("invalid address: empty".into()));
     }
-    if text.len() > 64 {
-        return Err(Error::InvalidAddress(format!(
-            "invalid address: {} characters is too long",
-            text.len()
-        )));
-    }
-    let net = if let Ok(ip) = text.parse::<IpAddr>() {
-        let ip = ip.to_canonical();
-        if ip.is_unspecified() {
-            return Err(bad("unspecified address"));
-        }
-        IpNet::from(ip)
-    } else if let Ok(net) = text.parse::<IpNet>() {
-        let net = match net {
-            IpNet::V6(n) => match n.addr().to_ipv4_mapped() {
-                Some(v4) if n.prefix_len() >= 96 => IpNet::new(IpAddr::V4(v4), n.prefix_len() - 96)
-                    .map_err(|_| bad("bad prefix length"))?,
-                _ => net,
-            },
-            IpNet::V4(_) => net,
-        };
-        if net.trunc() != net {
-            return Err(bad(&format!(
-                "host bits are set (did you mean {}?)",
-                net.trunc()
-            )));
-        }
-        let min = match net {
-            IpNet::V4(_) => MIN_PREFIX_V4,
-            IpNet::V6(_) => MIN_PREFIX_V6,
-        };
-        if net.prefix_len() < min {
-            return Err(bad(&format!("prefix shorter than /{min}")));
-        }
-        net
-    } else {
-        return Err(bad("not an IP address or prefix"));
-    };
-    Ok(net)
+    limits::ban_target(text).map_err(|e| Error::InvalidAddress(format!("invalid address: {e}")))
 }
 
 /// A single address (history look-ups).
@@ -92,13 +50,11 @@ pub fn ban_seconds(seconds: u64) -> Result<Option<Duration>> {
 
 /// `FindTime`: 1..=[`MAX_SECONDS`].
 pub fn find_time(seconds: u64) -> Result<Duration> {
-    if (1..=MAX_SECONDS).contains(&seconds) {
-        Ok(Duration::from_secs(seconds))
-    } else {
-        Err(Error::InvalidArgument(format!(
+    limits::positive_duration(Duration::from_secs(seconds)).map_err(|_| {
+        Error::InvalidArgument(format!(
             "FindTime {seconds} is out of range 1..={MAX_SECONDS} seconds"
-        )))
-    }
+        ))
+    })
 }
 
 /// `BanTime`: -1 (permanent) or 1..=[`MAX_SECONDS`].
@@ -114,13 +70,9 @@ pub fn ban_time(seconds: i64) -> Result<Option<Duration>> {
 
 /// `MaxRetry`: 1..=[`MAX_RETRY`].
 pub fn max_retry(n: u32) -> Result<u32> {
-    if (1..=MAX_RETRY).contains(&n) {
-        Ok(n)
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "MaxRetry {n} is out of range 1..={MAX_RETRY}"
-        )))
-    }
+    limits::max_retry(i64::from(n)).map_err(|_| {
+        Error::InvalidArgument(format!("MaxRetry {n} is out of range 1..={MAX_RETRY}"))
+    })
 }
 
 /// A page: `limit` ≤ [`MAX_PAGE`] (0 returns only the total).
@@ -135,7 +87,7 @@ pub fn page(offset: u32, limit: u32) -> Result<(usize, usize)> {
 
 /// A jail name as given by a caller: must look like a jail name or it cannot exist.
 pub fn jail(name: &str) -> Result<String> {
-    if crate::config::valid_jail_name(name) {
+    if let Ok(name) = limits::jail_name(name) {
         Ok(name.to_string())
     } else {
         Err(Error::NoSuchJail(format!(

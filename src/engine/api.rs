@@ -10,8 +10,10 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::config::{LoadOptions, Settings};
-use crate::jail::Origin;
+use crate::addr::host_text;
+use crate::config::{port_text, JailConfig, LoadOptions, Settings};
+use crate::firewall::{Protocol, Verdict};
+pub use crate::jail::Origin;
 
 /// Errors the engine returns to callers. Rendered into D-Bus errors by the control plane.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -49,7 +51,7 @@ pub struct BanInfo {
 }
 
 /// A jail's settings and counters.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct JailInfo {
     pub name: String,
     pub enabled: bool,
@@ -68,6 +70,67 @@ pub struct JailInfo {
     pub currently_banned: u32,
     /// Bans made since the jail was first started (kept across restarts).
     pub total_banned: u64,
+    /// What the jail enforces.
+    pub settings: JailSettings,
+}
+
+/// What a jail enforces, as clients show it: [`JailSettings::from`] a [`JailConfig`].
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct JailSettings {
+    /// Port ranges as written (`22`, `8000-8100`); empty = every port.
+    pub ports: Vec<String>,
+    /// `tcp`, `udp`, `tcp+udp` or `all`.
+    pub protocol: String,
+    /// `drop` or `reject`.
+    pub action: String,
+    /// Networks never banned (`ignoreip`).
+    pub ignoreip: Vec<String>,
+    /// The host's own addresses are never banned.
+    pub ignoreself: bool,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    /// Incremental ban times (the `bantime_*` keys below apply only when set).
+    pub bantime_increment: bool,
+    pub bantime_factor: f64,
+    pub bantime_multipliers: Vec<f64>,
+    /// Longest incremented ban, seconds (0 = no limit).
+    pub bantime_maxtime_s: u64,
+    /// Random extra ban time, at most this many seconds.
+    pub bantime_rndtime_s: u64,
+    pub bantime_overalljails: bool,
+    pub bantime_fastrebans: bool,
+}
+
+impl From<&JailConfig> for JailSettings {
+    fn from(cfg: &JailConfig) -> Self {
+        let inc = cfg.increment.as_ref();
+        JailSettings {
+            ports: cfg.rules.ports.iter().map(port_text).collect(),
+            protocol: match cfg.rules.protocol {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+                Protocol::TcpUdp => "tcp+udp",
+                Protocol::All => "all",
+            }
+            .into(),
+            action: match cfg.rules.verdict {
+                Verdict::Drop => "drop",
+                Verdict::Reject => "reject",
+            }
+            .into(),
+            ignoreip: cfg.ignore.nets().iter().map(host_text).collect(),
+            ignoreself: cfg.ignoreself,
+            ipv4_prefix: cfg.ipv4_prefix,
+            ipv6_prefix: cfg.ipv6_prefix,
+            bantime_increment: inc.is_some(),
+            bantime_factor: inc.map_or(1.0, |i| i.factor),
+            bantime_multipliers: inc.map(|i| i.multipliers.clone()).unwrap_or_default(),
+            bantime_maxtime_s: inc.and_then(|i| i.maxtime).map_or(0, |d| d.as_secs()),
+            bantime_rndtime_s: inc.map_or(0, |i| i.rndtime.as_secs()),
+            bantime_overalljails: inc.is_some_and(|i| i.overall_jails),
+            bantime_fastrebans: inc.is_some_and(|i| i.fast_rebans),
+        }
+    }
 }
 
 /// Tunables that can be changed at run time without a reload.
@@ -123,6 +186,8 @@ pub enum Command {
     /// Unban everything in `jail` (every jail when `None`).
     UnbanAll {
         jail: Option<String>,
+        /// Who asked (logged).
+        origin: Origin,
         reply: oneshot::Sender<Result<u32, CommandError>>,
     },
     /// Start (enable) or stop (disable) a configured jail at run time.

@@ -53,8 +53,12 @@ impl Engine {
                 let res = self.unban(jail.as_deref(), Some(addr), &origin).await;
                 let _ = reply.send(res);
             }
-            Command::UnbanAll { jail, reply } => {
-                let res = self.unban(jail.as_deref(), None, &Origin::default()).await;
+            Command::UnbanAll {
+                jail,
+                origin,
+                reply,
+            } => {
+                let res = self.unban(jail.as_deref(), None, &origin).await;
                 let _ = reply.send(res);
             }
             Command::SetEnabled {

@@ -41,8 +41,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 pub use crate::addr::host_text;
 pub use crate::clock::now_us;
 pub use api::{
-    BanInfo, Command, CommandError, EngineHandle, Event, FilterMetrics, JailInfo, MetricsSnapshot,
-    ReloadSummary, Tunable,
+    BanInfo, Command, CommandError, EngineHandle, Event, FilterMetrics, JailInfo, JailSettings,
+    MetricsSnapshot, Origin, ReloadSummary, Tunable,
 };
 
 use crate::config::{LoadOptions, Settings};
@@ -148,7 +148,7 @@ impl Engine {
         let (events, _) = broadcast::channel(4096);
         let handle = EngineHandle::new(cmd_tx, events, opts.load.clone());
         let (source_tx, source_rx) = mpsc::channel(64);
-        let self_addrs = crate::config::local_addresses();
+        let self_addrs = crate::system::local_addresses();
         let history = History::new(crate::clock::usecs(settings.daemon.history_max_age));
         let follow = opts.source.follow;
         let mut e = Engine {

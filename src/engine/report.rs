@@ -1,7 +1,7 @@
 //! What the engine tells: jail info, metrics snapshots, systemd STATUS.
 
-use super::MetricsSnapshot;
 use super::{host_text, now_us, BanInfo, CommandError, Engine, FilterMetrics, JailInfo};
+use super::{JailSettings, MetricsSnapshot};
 use crate::config::{BanTime, JailSource};
 
 impl Engine {
@@ -62,6 +62,7 @@ impl Engine {
             total_failed: live.map_or(0, |j| j.counters.total_failed),
             currently_banned: live.map_or(0, |j| j.banned_count() as u32),
             total_banned: live.map_or(0, |j| j.counters.total_banned),
+            settings: JailSettings::from(cfg),
         })
     }
 

@@ -44,10 +44,10 @@ impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Origin::Local => f.write_str("local"),
-            Origin::Manual { uid, user: Some(u) } => write!(f, "manual:{u}({uid})"),
-            Origin::Manual { uid, user: None } => write!(f, "manual:uid {uid}"),
-            Origin::Peer(h) => write!(f, "peer:{h}"),
-            Origin::Import => f.write_str("import"),
+            Origin::Manual { uid, user: Some(u) } => write!(f, "{u} (uid {uid})"),
+            Origin::Manual { uid, user: None } => write!(f, "uid {uid}"),
+            Origin::Peer(h) => write!(f, "peer {h}"),
+            Origin::Import => f.write_str("the fail2ban import"),
         }
     }
 }

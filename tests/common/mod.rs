@@ -53,7 +53,7 @@ pub fn load_opts(config: Option<PathBuf>) -> LoadOptions {
         allow_missing: false,
         filter_dirs: vec![fixtures()],
         no_system_filters: true,
-        default_text: None,
+        ..Default::default()
     }
 }
 

@@ -1,4 +1,4 @@
-//! f2b(1), generated from the command-line definitions of `src/bin/f2b.rs` with clap_mangen.
+//! f2b(1), generated from the command-line definitions of `src/cli/args.rs` with clap_mangen.
 //!
 //! The page is committed as `man/f2b.1`; the test `f2b_1_is_generated_from_the_cli` fails when
 //! it differs from what the current CLI gives. Regenerate it with
@@ -12,12 +12,7 @@
 
 use clap::CommandFactory;
 
-/// The f2b binary's source, compiled here as a module for its `Cli` definition only.
-#[allow(dead_code)]
-#[path = "../../src/bin/f2b.rs"]
-mod f2b_cli;
-
-const HEADER: &str = r#".\" Generated from the CLI definitions in src/bin/f2b.rs by tests/system/mangen.rs:
+const HEADER: &str = r#".\" Generated from the CLI definitions in src/cli/args.rs by tests/system/mangen.rs:
 .\" do not edit. Regenerate with: F2B_REGEN_MAN=1 cargo test --test system f2b_1
 "#;
 
@@ -57,11 +52,31 @@ need root, or the polkit action
 "#;
 
 const TAIL: &str = r#".SH EXIT STATUS
-0 on success; 1 on an error, printed on standard error (an invalid configuration names file,
-line and key; a refused D\-Bus call names the error, e.g.\&
-.BR org.f2b.Error.NotAuthorized );
-.B test \-\-samples
-exits 1 when a sample check fails.
+.TP
+.B 0
+Success. Also when standard output is closed early by its reader
+.RB ( "f2b filters | head \-1" ):
+the command ends quietly.
+.TP
+.B 1
+An error, printed on standard error: an invalid configuration (every problem, each naming
+file, line and key), a request f2bd refused (the message says why), a failed sample check of
+.BR "test \-\-samples" .
+.TP
+.B 2
+The command line is wrong: an unknown option, or a value that does not parse (an address,
+a duration, a jail name); the message names the argument.
+.TP
+.B 3
+f2bd is not running (nobody owns
+.B org.f2b
+on the bus), or the bus cannot be reached.
+.TP
+.B 4
+Permission denied: the command changes something and the caller is neither root nor
+granted
+.B org.f2b.manage
+by polkit.
 .SH EXAMPLES
 Validate a configuration change, then apply it:
 .PP
@@ -71,12 +86,12 @@ f2b check && systemctl reload f2b
 .EE
 .RE
 .PP
-See what the sshd filter finds in the journal, and which bans the jail would make:
+See what the sshd filter finds in the system journal, and which bans the jail would make:
 .PP
 .RS
 .EX
-f2b test sshd /var/log/journal
-f2b test \-\-jail sshd sshd /var/log/journal
+f2b test sshd
+f2b test \-\-jail sshd sshd
 .EE
 .RE
 .PP
@@ -121,8 +136,8 @@ fn body(section: Vec<u8>) -> String {
 /// One `.SS` per (sub)command: its synopsis, description and own options.
 fn command_section(out: &mut String, path: &str, cmd: &clap::Command) {
     let sub = cmd.clone().bin_name(path).mut_args(|a| {
-        // Global options are documented once, at the top; -h/--help everywhere.
-        if a.is_global_set() || a.get_id() == "help" || a.get_id() == "version" {
+        // -h/--help and -V/--version are documented once, at the top.
+        if a.get_id() == "help" || a.get_id() == "version" {
             a.hide(true)
         } else {
             a
@@ -155,8 +170,18 @@ fn command_section(out: &mut String, path: &str, cmd: &clap::Command) {
     if !options.trim().is_empty() {
         out.push_str(&options);
     }
+    // `f2b set JAIL maxretry`: the parent's positional arguments come before the child.
+    let positionals: String = sub
+        .get_positionals()
+        .filter(|a| !a.is_hide_set())
+        .map(|a| format!(" {}", a.get_id().as_str().to_uppercase()))
+        .collect();
     for child in &children {
-        command_section(out, &format!("{path} {}", child.get_name()), child);
+        command_section(
+            out,
+            &format!("{path}{positionals} {}", child.get_name()),
+            child,
+        );
     }
 }
 
@@ -176,7 +201,7 @@ fn roff_text(s: &str) -> String {
 
 /// The whole page.
 pub fn render() -> String {
-    let mut cmd = f2b_cli::Cli::command();
+    let mut cmd = f2b::cli::Cli::command();
     cmd.build();
     let version = env!("CARGO_PKG_VERSION");
     let top = cmd.clone().mut_args(|a| {
@@ -204,7 +229,10 @@ pub fn render() -> String {
     let mut options = Vec::new();
     man.render_options_section(&mut options).unwrap();
     let options = body(options);
-    out.push_str(".SH \"GLOBAL OPTIONS\"\nThese options apply to every command.\n");
+    out.push_str(
+        ".SH OPTIONS\nOptions follow the command they belong to (\\fBf2b status \\-\\-json\\fR); \
+         each command's own are listed under COMMANDS. Every command takes:\n",
+    );
     out.push_str(&options);
     out.push_str(".TP\n\\fB\\-h\\fR, \\fB\\-\\-help\\fR\nPrint help (of a command: \\fBf2b\\fR \\fICOMMAND\\fR \\fB\\-\\-help\\fR).\n");
     out.push_str(".TP\n\\fB\\-V\\fR, \\fB\\-\\-version\\fR\nPrint the version.\n");

@@ -1,0 +1,108 @@
+//! The validated configuration: what the rest of f2b reads.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::duration::BanTime;
+use super::ignore::IgnoreList;
+use crate::filter::library::FilterLibrary;
+use crate::filter::{CompiledFilter, JournalMatch};
+use crate::firewall::JailRules;
+use crate::location::Location;
+
+/// Where a jail's events come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JailSource {
+    /// Journal entries through a filter.
+    Journal {
+        filter: String,
+        mode: Option<String>,
+        matches: Vec<JournalMatch>,
+    },
+    /// f2b's own bans in other jails (`recidive` without parsing our log). Empty = all jails.
+    Bans { jails: Vec<String> },
+}
+
+/// Incremental ban times for repeat offenders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Increment {
+    /// bantime × factor × 2^(bans) unless `multipliers` is given.
+    pub factor: f64,
+    /// bantime × multipliers[min(bans, len-1)].
+    pub multipliers: Vec<f64>,
+    pub maxtime: Option<Duration>,
+    pub rndtime: Duration,
+    /// Count previous bans of the address in every jail, not only this one.
+    pub overall_jails: bool,
+    /// A known offender is banned after maxretry >> bans failures (at least 1).
+    pub fast_rebans: bool,
+}
+
+/// One validated jail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JailConfig {
+    pub name: String,
+    pub enabled: bool,
+    pub source: JailSource,
+    pub maxretry: u32,
+    pub findtime: Duration,
+    pub bantime: BanTime,
+    pub ignore: IgnoreList,
+    pub ignoreself: bool,
+    pub rules: JailRules,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    pub increment: Option<Increment>,
+    /// Addresses with open failure windows tracked at most (the oldest dropped beyond).
+    pub max_tracked: usize,
+    /// Where `[jail.NAME]` was declared.
+    pub loc: Location,
+}
+
+impl JailConfig {
+    /// The same settings (what enforces and counts), wherever the jail was written.
+    pub fn same_settings(&self, other: &JailConfig) -> bool {
+        let mut a = self.clone();
+        a.loc = other.loc.clone();
+        a == *other
+    }
+
+    /// The filter name, for journal jails.
+    pub fn filter_name(&self) -> Option<&str> {
+        match &self.source {
+            JailSource::Journal { filter, .. } => Some(filter),
+            JailSource::Bans { .. } => None,
+        }
+    }
+}
+
+/// Daemon-wide settings.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub state_dir: PathBuf,
+    pub history_max_age: Duration,
+    pub filter_dirs: Vec<PathBuf>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub daemon: DaemonConfig,
+    /// Every jail declared, enabled or not, in name order.
+    pub jails: Vec<JailConfig>,
+    /// Compiled filters of every journal jail (enabled or not), by jail name.
+    pub filters: BTreeMap<String, CompiledFilter>,
+    /// The files read, in merge order.
+    pub files: Vec<PathBuf>,
+    pub library: FilterLibrary,
+}
+
+impl Settings {
+    pub fn enabled_jails(&self) -> impl Iterator<Item = &JailConfig> {
+        self.jails.iter().filter(|j| j.enabled)
+    }
+    pub fn jail(&self, name: &str) -> Option<&JailConfig> {
+        self.jails.iter().find(|j| j.name == name)
+    }
+}

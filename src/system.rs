@@ -1,0 +1,85 @@
+//! Facts about the host that other modules take as plain values: the services table
+//! (`/etc/services`), the host's own addresses (for `ignoreself`), user names of uids and the
+//! process's own uid. The configuration stays pure: the binaries read these here and hand
+//! them over (see [`crate::config::LoadOptions::services`]).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::config::Services;
+
+/// The services database.
+pub const SERVICES_FILE: &str = "/etc/services";
+
+/// The well-known service names plus those of `/etc/services` (TCP). A missing or unreadable
+/// file leaves the well-known names: ports then need numbers or those names.
+pub fn services() -> Services {
+    match std::fs::read_to_string(SERVICES_FILE) {
+        Ok(text) => Services::parse(&text),
+        Err(e) => {
+            tracing::debug!(file = SERVICES_FILE, error = %e, "no services database");
+            Services::default()
+        }
+    }
+}
+
+/// The addresses of this host's interfaces, as single-address networks (for `ignoreself`).
+/// Empty when the kernel does not tell (logged).
+pub fn local_addresses() -> Vec<IpNet> {
+    let list = match nix::ifaddrs::getifaddrs() {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the host's addresses (getifaddrs)");
+            return Vec::new();
+        }
+    };
+    list.filter_map(|ifa| {
+        let a = ifa.address?;
+        let ip = match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
+            (Some(v4), _) => IpAddr::V4(v4.ip()),
+            (None, Some(v6)) => IpAddr::V6(v6.ip()),
+            _ => return None,
+        };
+        Some(IpNet::from(ip))
+    })
+    .collect()
+}
+
+/// The user name of `uid`, when the system's user database (NSS) knows it.
+pub fn user_name(uid: u32) -> Option<String> {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(user) => user.map(|u| u.name),
+        Err(e) => {
+            tracing::debug!(uid, error = %e, "cannot look up the user name");
+            None
+        }
+    }
+}
+
+/// The effective uid of this process.
+pub fn effective_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_addresses_include_loopback() {
+        let l = local_addresses();
+        assert!(l.iter().any(|n| n.addr().is_loopback()), "{l:?}");
+    }
+
+    #[test]
+    fn root_is_named() {
+        assert_eq!(user_name(0).as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn services_file_is_read() {
+        // Debian's netbase ships /etc/services; without it, the well-known names remain.
+        assert_eq!(services().port("ssh"), Some(22));
+    }
+}
