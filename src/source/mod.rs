@@ -12,6 +12,7 @@ pub mod export;
 mod reader;
 mod route;
 pub mod syslog;
+pub mod wait;
 
 use std::net::IpAddr;
 use std::path::PathBuf;

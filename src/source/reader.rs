@@ -2,7 +2,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread::{self, JoinHandle};
 
@@ -10,6 +10,7 @@ use systemd::journal::{Journal, OpenDirectoryOptions, OpenFilesOptions, OpenOpti
 use tokio::sync::mpsc;
 
 use super::route::{journal_groups, FieldValues, Router};
+use super::wait::{self, Urgency, WakePipe, Waker};
 use super::{
     cursor_realtime, Batch, Hit, JournalSpec, Missed, Route, SourceConfig, SourceError,
     SourceEvent, StartAt, MAX_MISSED_PER_BATCH,
@@ -24,7 +25,8 @@ enum Control {
 /// Handle to the reader thread. Dropping it stops the thread and waits for it.
 pub struct ReaderHandle {
     ctl: std_mpsc::Sender<Control>,
-    wake: OwnedFd,
+    waker: Waker,
+    urgency: Urgency,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -34,13 +36,17 @@ impl ReaderHandle {
     /// `generation`.
     pub fn set_routes(&self, routes: Vec<Route>, generation: u64) {
         let _ = self.ctl.send(Control::Routes(Arc::new(routes), generation));
-        self.poke();
+        self.waker.wake();
     }
 
-    fn poke(&self) {
-        let b = [1u8];
-        // SAFETY: writing one byte from a valid buffer to our own pipe.
-        unsafe { libc::write(self.wake.as_raw_fd(), b.as_ptr().cast(), 1) };
+    /// Until `until_us` (wall clock), look for new entries every few milliseconds instead of
+    /// waiting for journald's change notification (see [`super::wait`]).
+    pub fn set_urgent_until(&self, until_us: u64) {
+        let was = self.urgency.until();
+        self.urgency.set_until(until_us);
+        if until_us > was {
+            self.waker.wake();
+        }
     }
 
     /// Stop the thread and wait for it.
@@ -50,7 +56,7 @@ impl ReaderHandle {
 
     fn shutdown(&mut self) {
         let _ = self.ctl.send(Control::Stop);
-        self.poke();
+        self.waker.wake();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -61,16 +67,6 @@ impl Drop for ReaderHandle {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two fds we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Open the journal on a new thread and start reading. Open errors are returned here.
@@ -91,7 +87,9 @@ pub fn spawn_at(
     tx: mpsc::Sender<SourceEvent>,
 ) -> Result<ReaderHandle, SourceError> {
     let (ctl_tx, ctl_rx) = std_mpsc::channel();
-    let (wake_rx, wake_tx) = pipe()?;
+    let (wake_rx, waker) = WakePipe::new()?.split();
+    let urgency = Urgency::default();
+    let thread_urgency = urgency.clone();
     let (ready_tx, ready_rx) = std_mpsc::channel();
     let thread = thread::Builder::new()
         .name("f2b-journal".into())
@@ -106,14 +104,15 @@ pub fn spawn_at(
                     return;
                 }
             };
-            if let Err(e) = r.run(&cfg, ctl_rx, wake_rx) {
+            if let Err(e) = r.run(&cfg, ctl_rx, wake_rx, &thread_urgency) {
                 let _ = r.tx.blocking_send(SourceEvent::Failed(e.to_string()));
             }
         })?;
     match ready_rx.recv() {
         Ok(Ok(())) => Ok(ReaderHandle {
             ctl: ctl_tx,
-            wake: wake_tx,
+            waker,
+            urgency,
             thread: Some(thread),
         }),
         Ok(Err(e)) => {
@@ -207,6 +206,15 @@ impl Reader {
         };
         r.position(&cfg.start)?;
         Ok(r)
+    }
+
+    /// Whether inotify on the journal can be relied on (local file systems); else the wait
+    /// has a backstop timeout.
+    fn reliable_fd(&self) -> bool {
+        use foreign_types::ForeignType;
+        // SAFETY: `as_ptr` is the live sd_journal of `self.j`; sd_journal_reliable_fd only
+        // reads its state.
+        unsafe { libsystemd_sys::journal::sd_journal_reliable_fd(self.j.as_ptr()) > 0 }
     }
 
     fn warn(&self, msg: String) {
@@ -318,8 +326,10 @@ impl Reader {
         cfg: &SourceConfig,
         ctl: std_mpsc::Receiver<Control>,
         wake: OwnedFd,
+        urgency: &Urgency,
     ) -> io::Result<()> {
         let mut caught_up = false;
+        let reliable = self.reliable_fd();
         // Per-entry scratch buffers, reused so the hot path does not allocate.
         let mut scratch = Scratch::default();
         let batch_max = cfg.batch.max(1);
@@ -377,40 +387,12 @@ impl Reader {
                 let _ = self.tx.blocking_send(SourceEvent::Ended);
                 return Ok(());
             };
-            let mut fds = [
-                libc::pollfd {
-                    fd: jfd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: wake.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // The timeout is only a backstop (journals on filesystems without inotify).
-            // SAFETY: fds is a valid array of two pollfd.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, 2_000) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-            if fds[1].revents != 0 {
-                let mut buf = [0u8; 64];
-                // SAFETY: reading into a valid buffer from our own non-blocking pipe.
-                while unsafe { libc::read(wake.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
-                    > 0
-                {}
-            }
+            // SAFETY: the fd belongs to the sd_journal object `self.j`, which is open for the
+            // whole wait and closes it only when dropped.
+            let jfd = unsafe { BorrowedFd::borrow_raw(jfd) };
+            wait::wait(jfd, &wake, urgency, reliable)?;
             // Let sd-journal pick up appends, new files, rotation and deletions.
-            let pr = self.j.process();
-            if std::env::var_os("F2B_DEBUG_READER").is_some() {
-                eprintln!("reader: poll={n} process={pr:?}");
-            }
-            if let Err(e) = pr {
+            if let Err(e) = self.j.process() {
                 self.warn(format!("journal change processing failed: {e}"));
             }
         }
