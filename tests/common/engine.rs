@@ -80,6 +80,24 @@ impl Running {
         }
     }
 
+    /// Wait until the engine has read `n` journal entries (of the jails' units) in all: they
+    /// are then processed, their bans decided and published.
+    pub async fn wait_read(&self, n: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = self.handle.call(Command::Metrics).await.unwrap();
+            if m.entries_read >= n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} of {n} entries read within 10 s",
+                m.entries_read
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// The Banned events published so far and not yet taken, without waiting.
     pub fn bans_so_far(&mut self) -> Vec<(String, String)> {
         let mut out = Vec::new();
