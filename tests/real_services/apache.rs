@@ -1,11 +1,10 @@
 //! Apache httpd (filters apache-auth, apache-noscript, apache-overflows, apache-botsearch,
 //! apache-badbots): error log to syslog, access log piped to logger(1), attacked over HTTP.
 
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use crate::clients::{basic, get, Act};
+use crate::clients::{basic, server, Act};
 use crate::common::journald::{Entry, Service};
 use crate::common::Pair;
 use crate::judge::Want::Exactly;
@@ -93,13 +92,7 @@ fn start(lab: &Lab) -> Service {
 }
 
 fn attacks(_: &Lab) -> Vec<Attack> {
-    let srv4: SocketAddr = format!("{}:80", Pair::SRV4).parse().unwrap();
-    let srv6: SocketAddr = format!("[{}]:80", Pair::SRV6).parse().unwrap();
-    let http = |to, request, status| Act::Http {
-        to,
-        requests: vec![request],
-        status,
-    };
+    let (srv4, srv6) = server(80);
     let auth = [
         ("apache-auth/normal", Exactly(1)),
         ("apache-auth/aggressive", Exactly(1)),
@@ -108,9 +101,10 @@ fn attacks(_: &Lab) -> Vec<Attack> {
         Attack::new(
             "right password",
             Pair::ATK4,
-            http(
+            Act::get(
                 srv4,
-                get("/private/index.html", &[&basic("alice", "right-password")]),
+                "/private/index.html",
+                &[&basic("alice", "right-password")],
                 " 200 ",
             ),
             &[],
@@ -118,9 +112,10 @@ fn attacks(_: &Lab) -> Vec<Attack> {
         Attack::new(
             "wrong password",
             Pair::ATK4,
-            http(
+            Act::get(
                 srv4,
-                get("/private/index.html", &[&basic("alice", "wrong")]),
+                "/private/index.html",
+                &[&basic("alice", "wrong")],
                 " 401 ",
             ),
             &auth,
@@ -128,12 +123,10 @@ fn attacks(_: &Lab) -> Vec<Attack> {
         Attack::new(
             "unknown user with an address, over IPv6",
             Pair::ATK6,
-            http(
+            Act::get(
                 srv6,
-                get(
-                    "/private/index.html",
-                    &[&basic("bob [client 10.9.8.7:1]", "x")],
-                ),
+                "/private/index.html",
+                &[&basic("bob [client 10.9.8.7:1]", "x")],
                 " 401 ",
             ),
             &auth,
@@ -141,20 +134,20 @@ fn attacks(_: &Lab) -> Vec<Attack> {
         Attack::new(
             "denied by configuration",
             Pair::ATK4,
-            http(srv4, get("/denied/x", &[]), " 403 "),
+            Act::get(srv4, "/denied/x", &[], " 403 "),
             &[("apache-auth/aggressive", Exactly(1))],
         ),
         Attack::new(
             "missing CGI script",
             Pair::ATK4,
-            http(srv4, get("/cgi-bin/php", &[]), " 404 "),
+            Act::get(srv4, "/cgi-bin/php", &[], " 404 "),
             &[("apache-noscript/(default)", Exactly(1))],
         ),
         // A .php that does not exist is also a noscript hit.
         Attack::new(
             "scanner path",
             Pair::ATK4,
-            http(srv4, get("/wp-login.php", &[]), " 404 "),
+            Act::get(srv4, "/wp-login.php", &[], " 404 "),
             &[
                 ("apache-botsearch/(default)", Exactly(1)),
                 ("apache-noscript/(default)", Exactly(1)),
@@ -163,18 +156,16 @@ fn attacks(_: &Lab) -> Vec<Attack> {
         Attack::new(
             "URI too long",
             Pair::ATK4,
-            http(srv4, get(&format!("/{}", "a".repeat(9000)), &[]), " 414 "),
+            Act::get(srv4, &format!("/{}", "a".repeat(9000)), &[], " 414 "),
             &[("apache-overflows/(default)", Exactly(1))],
         ),
         Attack::new(
             "scanner user agent",
             Pair::ATK4,
-            http(
+            Act::get(
                 srv4,
-                get(
-                    "/index.html",
-                    &["User-Agent: sqlmap/1.7.2#stable (https://sqlmap.org)"],
-                ),
+                "/index.html",
+                &["User-Agent: sqlmap/1.7.2#stable (https://sqlmap.org)"],
                 " 200 ",
             ),
             &[("apache-badbots/(default)", Exactly(1))],
@@ -182,7 +173,7 @@ fn attacks(_: &Lab) -> Vec<Attack> {
         Attack::new(
             "ordinary 404",
             Pair::ATK4,
-            http(srv4, get("/missing.png", &[]), " 404 "),
+            Act::get(srv4, "/missing.png", &[], " 404 "),
             &[],
         ),
     ]

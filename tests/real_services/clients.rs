@@ -70,7 +70,24 @@ pub const SSH_OPTS: &[&str] = &[
     "/dev/null",
 ];
 
+/// The server's IPv4 and IPv6 socket addresses for `port`.
+pub fn server(port: u16) -> (SocketAddr, SocketAddr) {
+    (
+        SocketAddr::new(Pair::SRV4.parse().unwrap(), port),
+        SocketAddr::new(Pair::SRV6.parse().unwrap(), port),
+    )
+}
+
 impl Act {
+    /// One GET request (see [`get`]) whose status line must contain `status`.
+    pub fn get(to: SocketAddr, path: &str, headers: &[&str], status: &'static str) -> Act {
+        Act::Http {
+            to,
+            requests: vec![get(path, headers)],
+            status,
+        }
+    }
+
     /// Does it; `Ok(connections made)`, or what was wrong with the service's answer.
     pub fn run(&self, net: &Pair) -> Result<usize, String> {
         match self {

@@ -1,9 +1,8 @@
 //! Dovecot IMAP (filter `dovecot`: modes normal, aggressive), attacked over IMAP.
 
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::clients::Act;
+use crate::clients::{server, Act};
 use crate::common::journald::{Entry, Service};
 use crate::common::Pair;
 use crate::judge::{Want, NONE};
@@ -59,8 +58,7 @@ fn start(lab: &Lab) -> Service {
 }
 
 fn attacks(_: &Lab) -> Vec<Attack> {
-    let srv4: SocketAddr = format!("{}:143", Pair::SRV4).parse().unwrap();
-    let srv6: SocketAddr = format!("[{}]:143", Pair::SRV6).parse().unwrap();
+    let (srv4, srv6) = server(143);
     let login = |to, user, passwords, answer| Act::Imap {
         to,
         user,

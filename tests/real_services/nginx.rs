@@ -1,9 +1,7 @@
 //! nginx (filters nginx-http-auth, nginx-limit-req, nginx-bad-request, nginx-botsearch),
 //! logging its error and access logs to syslog, attacked over HTTP.
 
-use std::net::SocketAddr;
-
-use crate::clients::{basic, get, Act};
+use crate::clients::{basic, get, server, Act};
 use crate::common::journald::{Entry, Service};
 use crate::common::Pair;
 use crate::judge::Want::Exactly;
@@ -74,13 +72,7 @@ fn start(lab: &Lab) -> Service {
 }
 
 fn attacks(_: &Lab) -> Vec<Attack> {
-    let srv4: SocketAddr = format!("{}:80", Pair::SRV4).parse().unwrap();
-    let srv6: SocketAddr = format!("[{}]:80", Pair::SRV6).parse().unwrap();
-    let http = |to, requests, status| Act::Http {
-        to,
-        requests,
-        status,
-    };
+    let (srv4, srv6) = server(80);
     let auth = [
         ("nginx-http-auth/normal", Exactly(1)),
         ("nginx-http-auth/aggressive", Exactly(1)),
@@ -89,9 +81,10 @@ fn attacks(_: &Lab) -> Vec<Attack> {
         Attack::new(
             "right password",
             Pair::ATK4,
-            http(
+            Act::get(
                 srv4,
-                vec![get("/private/", &[&basic("alice", "right-password")])],
+                "/private/",
+                &[&basic("alice", "right-password")],
                 " 200 ",
             ),
             &[],
@@ -99,32 +92,26 @@ fn attacks(_: &Lab) -> Vec<Attack> {
         Attack::new(
             "wrong password",
             Pair::ATK4,
-            http(
-                srv4,
-                vec![get("/private/", &[&basic("alice", "wrong")])],
-                " 401 ",
-            ),
+            Act::get(srv4, "/private/", &[&basic("alice", "wrong")], " 401 "),
             &auth,
         ),
         Attack::new(
             "unknown user over IPv6",
             Pair::ATK6,
-            http(srv6, vec![get("/private/", &[&basic("bob", "x")])], " 401 "),
+            Act::get(srv6, "/private/", &[&basic("bob", "x")], " 401 "),
             &auth,
         ),
         // A user name that tries to put another address before the real one.
         Attack::new(
             "user name with an address",
             Pair::ATK4,
-            http(
+            Act::get(
                 srv4,
-                vec![get(
-                    "/private/?client:%2010.9.8.7,",
-                    &[
-                        &basic("x\", client: 10.9.8.7, server: y", "x"),
-                        "Referer: client: 10.9.8.7, server: z",
-                    ],
-                )],
+                "/private/?client:%2010.9.8.7,",
+                &[
+                    &basic("x\", client: 10.9.8.7, server: y", "x"),
+                    "Referer: client: 10.9.8.7, server: z",
+                ],
                 " 401 ",
             ),
             &[],
@@ -132,36 +119,40 @@ fn attacks(_: &Lab) -> Vec<Attack> {
         Attack::new(
             "no credentials",
             Pair::ATK4,
-            http(srv4, vec![get("/private/", &[])], " 401 "),
+            Act::get(srv4, "/private/", &[], " 401 "),
             &[("nginx-http-auth/aggressive", Exactly(1))],
         ),
         Attack::new(
             "rate limit",
             Pair::ATK4,
-            http(srv4, vec![get("/limited/", &[]); 3], " 503 "),
+            Act::Http {
+                to: srv4,
+                requests: vec![get("/limited/", &[]); 3],
+                status: " 503 ",
+            },
             &[("nginx-limit-req/(default)", Exactly(1))],
         ),
         Attack::new(
             "bad request",
             Pair::ATK4,
-            http(
-                srv4,
-                vec![b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n".to_vec()],
-                " 400 ",
-            ),
+            Act::Http {
+                to: srv4,
+                requests: vec![b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n".to_vec()],
+                status: " 400 ",
+            },
             &[("nginx-bad-request/(default)", Exactly(1))],
         ),
         // From the access log (the error log's twin line is not used: see the filter).
         Attack::new(
             "scanner path",
             Pair::ATK4,
-            http(srv4, vec![get("/wp-login.php", &[])], " 404 "),
+            Act::get(srv4, "/wp-login.php", &[], " 404 "),
             &[("nginx-botsearch/(default)", Exactly(1))],
         ),
         Attack::new(
             "ordinary 404",
             Pair::ATK4,
-            http(srv4, vec![get("/missing.png", &[])], " 404 "),
+            Act::get(srv4, "/missing.png", &[], " 404 "),
             &[],
         ),
     ]

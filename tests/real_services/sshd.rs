@@ -1,10 +1,9 @@
 //! OpenSSH's sshd (filter `sshd`: modes normal, ddos, aggressive), with PAM, attacked with the
 //! OpenSSH client and raw TCP probes.
 
-use std::net::SocketAddr;
 use std::process::Command;
 
-use crate::clients::{Act, Probe};
+use crate::clients::{server, Act, Probe};
 use crate::common::journald::Service;
 use crate::common::Pair;
 use crate::judge::{Want, NONE};
@@ -112,7 +111,7 @@ fn attacks(lab: &Lab) -> Vec<Attack> {
     use Want::AtLeast;
     let all_none = [("normal", NONE), ("ddos", NONE), ("aggressive", NONE)];
     let normal = |n| [("normal", AtLeast(n)), ("ddos", NONE)];
-    let srv: SocketAddr = format!("{}:22", Pair::SRV4).parse().unwrap();
+    let (srv, _) = server(22);
     let probe = |probe| Act::Probe { to: srv, probe };
     let probed = [
         ("ddos", AtLeast(1)),

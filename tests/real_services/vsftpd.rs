@@ -1,9 +1,8 @@
 //! vsftpd with PAM (filter `vsftpd`: modes normal, syslog), attacked over FTP.
 
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::clients::Act;
+use crate::clients::{server, Act};
 use crate::common::journald::Service;
 use crate::common::Pair;
 use crate::judge::{Want, NONE};
@@ -43,8 +42,7 @@ fn start(lab: &Lab) -> Service {
 }
 
 fn attacks(_: &Lab) -> Vec<Attack> {
-    let srv4: SocketAddr = format!("{}:21", Pair::SRV4).parse().unwrap();
-    let srv6: SocketAddr = format!("[{}]:21", Pair::SRV6).parse().unwrap();
+    let (srv4, srv6) = server(21);
     let wrong = |to, user| Act::Ftp {
         to,
         user,
