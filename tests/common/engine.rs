@@ -65,37 +65,35 @@ impl Running {
     /// Wait until the jails have counted `n` failures in all (entries appended before are then
     /// processed, their bans decided and published); returns the jails.
     pub async fn wait_failed(&self, n: u64) -> Vec<JailInfo> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
+        poll(|| async {
             let jails = self.jails().await;
             let seen: u64 = jails.iter().map(|j| j.total_failed).sum();
             if seen >= n {
-                return jails;
+                Ok(jails)
+            } else {
+                Err(format!("only {seen} of {n} failures counted"))
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {seen} of {n} failures counted within 10 s"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        })
+        .await
     }
 
     /// Wait until the engine has read `n` journal entries (of the jails' units) in all: they
     /// are then processed, their bans decided and published.
     pub async fn wait_read(&self, n: u64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let m = self.handle.call(Command::Metrics).await.unwrap();
-            if m.entries_read >= n {
-                return;
+        poll(|| async {
+            let read = self
+                .handle
+                .call(Command::Metrics)
+                .await
+                .unwrap()
+                .entries_read;
+            if read >= n {
+                Ok(())
+            } else {
+                Err(format!("only {read} of {n} entries read"))
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {} of {n} entries read within 10 s",
-                m.entries_read
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        })
+        .await
     }
 
     /// The Banned events published so far and not yet taken, without waiting.
@@ -126,6 +124,20 @@ impl Running {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Asks `probe` every 10 ms until it says Ok; panics with its last Err after 10 s.
+async fn poll<T, F: std::future::Future<Output = Result<T, String>>>(
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("{e} within 10 s"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
     }
 }
 

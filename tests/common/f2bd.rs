@@ -8,7 +8,6 @@
 //! [`F2bd`] kills and reaps the process; [`F2bd::stop`] stops it as systemd would (SIGTERM) and
 //! checks that it exits cleanly.
 
-use std::ffi::OsString;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -46,7 +45,6 @@ pub struct Builder<'a> {
     bus: Option<String>,
     firewall: &'static str,
     netns: Option<&'a NetNs>,
-    args: Vec<OsString>,
 }
 
 impl F2bd {
@@ -77,7 +75,6 @@ impl F2bd {
             bus: None,
             firewall: "none",
             netns: None,
-            args: Vec::new(),
         }
     }
 
@@ -89,10 +86,6 @@ impl F2bd {
         self.dir.path().join("journal")
     }
 
-    pub fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
     /// Append entries to the journal f2bd follows.
     pub fn journal(&self, entries: Vec<ExportEntry>) {
         append(&self.journal_dir(), "live.journal", entries);
@@ -101,15 +94,6 @@ impl F2bd {
     /// What f2bd wrote on stderr (all its runs in this home).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("f2bd.log")).unwrap_or_default()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
-    /// Every notification line f2bd sent so far (`READY=1`, `STATUS=…`, …), in order.
-    pub fn notifications(&self) -> Vec<String> {
-        self.notify.lines()
     }
 
     /// The last `STATUS=` text ("" before the first).
@@ -216,14 +200,7 @@ impl<'a> Builder<'a> {
             bus: self.bus,
             firewall: self.firewall,
             netns: Some(ns),
-            args: self.args,
         }
-    }
-
-    /// One more command-line argument.
-    pub fn arg(mut self, a: impl Into<OsString>) -> Self {
-        self.args.push(a.into());
-        self
     }
 
     /// Start f2bd and wait for READY=1; panics with its log if it exits or is not ready in
@@ -252,7 +229,6 @@ impl<'a> Builder<'a> {
             .arg(home.join("journal"))
             .arg("--state-dir")
             .arg(home.join("state"))
-            .args(&self.args)
             .env("NOTIFY_SOCKET", &socket)
             .env_remove("WATCHDOG_USEC")
             .env_remove("WATCHDOG_PID")

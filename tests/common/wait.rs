@@ -27,14 +27,3 @@ pub fn poll_until(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
     }
     true
 }
-
-/// Like [`wait_for`], for a condition that yields a value.
-#[track_caller]
-pub fn wait_for_some<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let mut out = None;
-    wait_for(limit, what, || {
-        out = f();
-        out.is_some()
-    });
-    out.expect("the condition held")
-}
