@@ -97,14 +97,21 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         write_journal(&dir.path().join("x.journal"), [ExportEntry::service(now_us(), "sshd.service", "sshd", 1, "start")]).unwrap();
         let (ready_tx, mut ready) = watch::channel(false);
-        let (engine, handle, cmds) = Engine::new(settings(), options(firewall_in_new_netns(), dir.path(), None, ready_tx));
+        let (status_tx, mut status) = watch::channel(String::new());
+        let mut opts = options(firewall_in_new_netns(), dir.path(), None, ready_tx);
+        opts.status = Some(status_tx);
+        let (engine, handle, cmds) = Engine::new(settings(), opts);
         let mut events = handle.subscribe();
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(engine.run(cmds, stop_rx));
         while !*ready.borrow_and_update() {
             ready.changed().await.unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Measure from the steady state: the journal's backlog read.
+        status
+            .wait_for(|s| !s.is_empty() && !s.contains("backlog"))
+            .await
+            .unwrap();
         // One long-lived writer: each entry is written and flushed to its stdin, which
         // appends it to the followed journal file at once.
         let mut writer = std::process::Command::new(f2b::source::export::JOURNAL_REMOTE)

@@ -3,15 +3,12 @@
 //! Restart keeps bans; `nft flush ruleset` is repaired within a second. Root only.
 
 mod common;
-mod support;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::f2bd;
 use common::*;
 use f2b::engine::now_us;
-use support::{connect, listen, root_and_tools_or_skip, NetNs, Outcome, Pair};
 
 const PORT: u16 = 2222;
 
@@ -33,79 +30,24 @@ maxretry = 2
 bantime = "1h"
 "#;
 
-struct Daemon {
-    child: Child,
+/// f2bd enforcing in the server namespace `ns`, with `CFG` in a new home.
+fn start(ns: &NetNs) -> F2bd {
+    restart(ns, F2bd::with_config(CFG))
 }
 
-impl Daemon {
-    fn start(ns: &NetNs, cfg: &Path, journal: &Path, state: &Path) -> Daemon {
-        let (cfg, journal, state) = (
-            cfg.to_path_buf(),
-            journal.to_path_buf(),
-            state.to_path_buf(),
-        );
-        let child = ns.run(move || {
-            Command::new(env!("CARGO_BIN_EXE_f2bd"))
-                .args([
-                    "--firewall",
-                    "nftables",
-                    "--bus",
-                    "none",
-                    "--log",
-                    "stderr",
-                    "--no-system-filters",
-                ])
-                .arg("--filter-dir")
-                .arg(fixtures())
-                .arg("--config")
-                .arg(&cfg)
-                .arg("--journal-dir")
-                .arg(&journal)
-                .arg("--state-dir")
-                .arg(&state)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        });
-        let d = Daemon { child };
-        wait_for(Duration::from_secs(10), || {
-            ns.sh_output("nft list chain inet f2b input")
-                .status
-                .success()
-        });
-        // READY: the reader is positioned once the table is up; give it a moment.
-        std::thread::sleep(Duration::from_millis(200));
-        d
-    }
-
-    fn stop(mut self) {
-        // SAFETY: plain kill(2) on our child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "f2bd exited with {status}");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
-    let t = Instant::now();
-    while !ok() {
-        assert!(t.elapsed() < limit, "condition not met within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    t.elapsed()
+fn restart(ns: &NetNs, f2bd: f2bd::Builder<'static>) -> F2bd {
+    f2bd.firewall("nftables").netns(ns).start()
 }
 
 fn failures(ip: &str, n: u64) -> Vec<f2b::source::export::ExportEntry> {
     let t = now_us();
     (0..n).map(|i| fail(t + i, ip)).collect()
+}
+
+/// The kernel's ban set of a jail in `ns` lists `ip`.
+fn in_set(ns: &NetNs, set: &str, ip: &str) -> bool {
+    let o = ns.sh_output(&format!("nft list set inet f2b {set}"));
+    o.status.success() && String::from_utf8_lossy(&o.stdout).contains(ip)
 }
 
 #[test]
@@ -116,32 +58,29 @@ fn banned_attacker_cannot_connect_until_the_kernel_expires_the_ban() {
     let pair = Pair::new();
     let _l = listen(&pair.srv, PORT);
     let _l80 = listen(&pair.srv, 8080);
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, state) = (dir.path().join("journal"), dir.path().join("state"));
-    append(&journal, "x.journal", vec![ssh(now_us(), "starting")]);
-    let cfg = dir.path().join("f2b.toml");
-    std::fs::write(&cfg, CFG).unwrap();
-    let d = Daemon::start(&pair.srv, &cfg, &journal, &state);
+    let d = start(&pair.srv);
 
     assert_eq!(
         connect(&pair.atk, Pair::ATK4, Pair::SRV4, PORT),
         Outcome::Connected
     );
-    // Two failures: not yet.
-    append(&journal, "x.journal", failures(Pair::ATK4, 2));
-    std::thread::sleep(Duration::from_millis(300));
+    // Two failures: counted, not yet banned.
+    d.journal(failures(Pair::ATK4, 2));
+    d.wait_status(Duration::from_secs(5), "2 failures", |s| {
+        s.contains(" 2 failures")
+    });
+    assert!(!in_set(&pair.srv, "ssh-v4", Pair::ATK4));
     assert_eq!(
         connect(&pair.atk, Pair::ATK4, Pair::SRV4, PORT),
         Outcome::Connected
     );
     // The third: banned on port 2222 (the jail's scope) only.
-    append(&journal, "x.journal", failures(Pair::ATK4, 1));
-    let took = wait_for(Duration::from_secs(3), || {
-        pair.srv
-            .sh("nft list set inet f2b ssh-v4")
-            .contains(Pair::ATK4)
+    let t = Instant::now();
+    d.journal(failures(Pair::ATK4, 1));
+    wait_for(Duration::from_secs(3), "the ban in the kernel", || {
+        in_set(&pair.srv, "ssh-v4", Pair::ATK4)
     });
-    eprintln!("ban in the kernel {took:?} after the append");
+    eprintln!("ban in the kernel {:?} after the append", t.elapsed());
     assert_eq!(
         connect(&pair.atk, Pair::ATK4, Pair::SRV4, PORT),
         Outcome::TimedOut
@@ -155,11 +94,9 @@ fn banned_attacker_cannot_connect_until_the_kernel_expires_the_ban() {
         Outcome::Connected
     );
     // IPv6 the same way.
-    append(&journal, "x.journal", failures(Pair::ATK6, 3));
-    wait_for(Duration::from_secs(3), || {
-        pair.srv
-            .sh("nft list set inet f2b ssh-v6")
-            .contains(Pair::ATK6)
+    d.journal(failures(Pair::ATK6, 3));
+    wait_for(Duration::from_secs(3), "the IPv6 ban in the kernel", || {
+        in_set(&pair.srv, "ssh-v6", Pair::ATK6)
     });
     assert_eq!(
         connect(&pair.atk, Pair::ATK6, Pair::SRV6, PORT),
@@ -170,7 +107,7 @@ fn banned_attacker_cannot_connect_until_the_kernel_expires_the_ban() {
         Outcome::Connected
     );
     // bantime 3 s: the kernel lets the attacker back in.
-    wait_for(Duration::from_secs(6), || {
+    wait_for(Duration::from_secs(6), "the ban to expire", || {
         connect(&pair.atk, Pair::ATK4, Pair::SRV4, PORT) == Outcome::Connected
     });
     d.stop();
@@ -185,54 +122,32 @@ fn restart_keeps_bans_and_a_flushed_ruleset_is_repaired_within_a_second() {
     }
     let pair = Pair::new();
     let _l = listen(&pair.srv, PORT);
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, state) = (dir.path().join("journal"), dir.path().join("state"));
-    append(&journal, "x.journal", vec![ssh(now_us(), "starting")]);
-    let cfg = dir.path().join("f2b.toml");
-    std::fs::write(&cfg, CFG).unwrap();
-    let d = Daemon::start(&pair.srv, &cfg, &journal, &state);
+    let d = start(&pair.srv);
     let t = now_us();
-    append(
-        &journal,
-        "x.journal",
-        vec![
-            web(
-                t,
-                &format!("login failed for user \"a\" from {}", Pair::ATK4),
-            ),
-            web(
-                t + 1,
-                &format!("login failed for user \"a\" from {}", Pair::ATK4),
-            ),
-        ],
-    );
-    wait_for(Duration::from_secs(3), || {
-        pair.srv
-            .sh("nft list set inet f2b webby-v4")
-            .contains(Pair::ATK4)
+    let login = format!("login failed for user \"a\" from {}", Pair::ATK4);
+    d.journal(vec![web(t, &login), web(t + 1, &login)]);
+    wait_for(Duration::from_secs(3), "the ban in the kernel", || {
+        in_set(&pair.srv, "webby-v4", Pair::ATK4)
     });
     assert_eq!(
         connect(&pair.atk, Pair::ATK4, Pair::SRV4, PORT),
         Outcome::TimedOut
     );
-    d.stop();
+    let home = d.stop();
     // Stopped: the kernel still enforces.
     assert_eq!(
         connect(&pair.atk, Pair::ATK4, Pair::SRV4, PORT),
         Outcome::TimedOut
     );
-    // Someone flushes everything while f2bd is down; the restart restores from the store.
+    // Someone flushes everything while f2bd is down; the restart restores from the store
+    // before it says READY=1.
     pair.srv.sh("nft flush ruleset");
     assert_eq!(
         connect(&pair.atk, Pair::ATK4, Pair::SRV4, PORT),
         Outcome::Connected
     );
-    let d = Daemon::start(&pair.srv, &cfg, &journal, &state);
-    wait_for(Duration::from_secs(2), || {
-        pair.srv
-            .sh("nft list set inet f2b webby-v4")
-            .contains(Pair::ATK4)
-    });
+    let d = restart(&pair.srv, F2bd::in_home(home));
+    assert!(in_set(&pair.srv, "webby-v4", Pair::ATK4));
     assert_eq!(
         connect(&pair.atk, Pair::ATK4, Pair::SRV4, PORT),
         Outcome::TimedOut
@@ -240,10 +155,11 @@ fn restart_keeps_bans_and_a_flushed_ruleset_is_repaired_within_a_second() {
     // And while it runs: flush → back within a second, noticed from netlink events.
     for cmd in ["nft flush ruleset", "nft delete table inet f2b"] {
         pair.srv.sh(cmd);
-        let took = wait_for(Duration::from_secs(1), || {
-            let o = pair.srv.sh_output("nft list set inet f2b webby-v4");
-            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(Pair::ATK4)
-        });
+        let took = wait_for(
+            Duration::from_secs(1),
+            &format!("repair after `{cmd}`"),
+            || in_set(&pair.srv, "webby-v4", Pair::ATK4),
+        );
         eprintln!("`{cmd}` repaired in {took:?}");
     }
     assert_eq!(
@@ -253,7 +169,7 @@ fn restart_keeps_bans_and_a_flushed_ruleset_is_repaired_within_a_second() {
     d.stop();
 }
 
-/// 100,000 bans in the store come back into the kernel at start, in one pass.
+/// 100,000 bans in the store come back into the kernel at start, in one pass, before READY=1.
 #[test]
 fn start_restores_100000_bans_from_the_store() {
     if !root_and_tools_or_skip("start_restores_100000_bans_from_the_store") {
@@ -261,13 +177,9 @@ fn start_restores_100000_bans_from_the_store() {
     }
     use f2b::firewall::Firewall;
     let ns = NetNs::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, state) = (dir.path().join("journal"), dir.path().join("state"));
-    append(&journal, "x.journal", vec![ssh(now_us(), "starting")]);
-    let cfg = dir.path().join("f2b.toml");
-    std::fs::write(&cfg, CFG).unwrap();
+    let f2bd = F2bd::with_config(CFG);
     {
-        let mut s = f2b::store::Store::open(&state).unwrap();
+        let mut s = f2b::store::Store::open(&f2bd.home().join("state")).unwrap();
         let now = now_us();
         let bans = (0..100_000u32)
             .map(|i| f2b::store::StoredBan {
@@ -288,19 +200,15 @@ fn start_restores_100000_bans_from_the_store() {
         .unwrap();
     }
     let t = Instant::now();
-    let d = Daemon::start(&ns, &cfg, &journal, &state);
-    let n = wait_for(Duration::from_secs(20), || {
-        ns.run(|| {
-            f2b::firewall::nft::Nftables::new()
-                .unwrap()
-                .list()
-                .unwrap()
-                .len()
-        }) == 100_000
+    let d = restart(&ns, f2bd);
+    eprintln!("f2bd READY {:?} after start", t.elapsed());
+    let in_kernel = ns.run(|| {
+        f2b::firewall::nft::Nftables::new()
+            .unwrap()
+            .list()
+            .unwrap()
+            .len()
     });
-    eprintln!(
-        "100,000 bans back in the kernel {:?} after start ({n:?} of polling)",
-        t.elapsed()
-    );
+    assert_eq!(in_kernel, 100_000);
     d.stop();
 }

@@ -11,12 +11,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command as Proc, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{append, fail, fixtures, web, S};
+use common::{fail, fixtures, is_root, repo, wait_for, which, F2bd as Daemon, PrivateBus, S};
 use f2b::dbus::proxy::Manager1Proxy;
 use f2b::dbus::BusSpec;
 use f2b::engine::now_us;
@@ -24,10 +24,6 @@ use f2b::engine::now_us;
 const NOBODY: &str = "65534";
 const F2BD: &str = env!("CARGO_BIN_EXE_f2bd");
 const F2B: &str = env!("CARGO_BIN_EXE_f2b");
-
-fn is_root() -> bool {
-    common::is_root()
-}
 
 /// Skip (print why, return) unless the bus tools are there.
 macro_rules! require_bus_tools {
@@ -56,130 +52,14 @@ macro_rules! require_root {
     };
 }
 
-fn which(prog: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(prog))
-            .find(|f| f.is_file())
-    })
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Poll `f` until it is true, or panic with `what` after `limit`.
-#[track_caller]
-fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // A private system-like bus
 // ---------------------------------------------------------------------------------------------
 
-/// dbus-daemon with `<type>system</type>`, the default-deny policy of the system bus and an
-/// `<includedir>` holding a copy of `dbus/org.f2b.conf`. Killed on drop.
-struct PrivateBus {
-    _dir: tempfile::TempDir,
-    child: Child,
-    address: String,
-}
-
 impl PrivateBus {
-    fn start() -> PrivateBus {
-        Self::start_with(&[])
-    }
-
     /// With polkit's bus policy too, so that polkitd may own its name.
     fn start_for_polkit() -> PrivateBus {
         Self::start_with(&[Path::new(Polkit::BUS_POLICY)])
-    }
-
-    /// `extra`: more policy files to put beside `org.f2b.conf`.
-    fn start_with(extra: &[&Path]) -> PrivateBus {
-        let dir = tempfile::tempdir().unwrap();
-        // Others (uid 65534) must reach the socket.
-        chmod(dir.path(), 0o755);
-        let policy_dir = dir.path().join("system.d");
-        std::fs::create_dir(&policy_dir).unwrap();
-        std::fs::copy(
-            repo().join("dbus/org.f2b.conf"),
-            policy_dir.join("org.f2b.conf"),
-        )
-        .unwrap();
-        for f in extra {
-            std::fs::copy(f, policy_dir.join(f.file_name().unwrap())).unwrap();
-        }
-        let socket = dir.path().join("bus");
-        let config = dir.path().join("bus.conf");
-        std::fs::write(
-            &config,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path={socket}</listen>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Properties"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
-          send_member="UpdateActivationEnvironment"/>
-  </policy>
-  <policy user="root">
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Monitoring"/>
-  </policy>
-  <includedir>{policy}</includedir>
-</busconfig>
-"#,
-                socket = socket.display(),
-                policy = policy_dir.display()
-            ),
-        )
-        .unwrap();
-        let mut child = Proc::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--print-address=1", "--nopidfile"])
-            .stdout(Stdio::piped())
-            // It complains about its fd limit when not started by systemd.
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line.trim().to_string();
-        assert!(address.starts_with("unix:"), "dbus-daemon said {address:?}");
-        PrivateBus {
-            _dir: dir,
-            child,
-            address,
-        }
-    }
-
-    fn spec(&self) -> BusSpec {
-        BusSpec::Address(self.address.clone())
     }
 }
 
@@ -205,13 +85,6 @@ fn busctl_as_nobody(address: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-impl Drop for PrivateBus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `dbus-send --print-reply` as nobody: unlike busctl it prints the name of an error.
@@ -355,132 +228,7 @@ maxretry = 2
 bantime = "1h"
 "#;
 
-/// `f2bd --bus ADDRESS --firewall none --journal-dir DIR` with its own config, journal and
-/// state in a temporary directory. Killed on drop; [`Daemon::stop`] stops it with SIGTERM.
-struct Daemon {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    bus: String,
-}
-
-impl Daemon {
-    fn start(bus: &PrivateBus, config: &str) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("f2b.toml"), config).unwrap();
-        // Something unrelated in the journal, so that the directory holds a journal file.
-        append(
-            &dir.path().join("journal"),
-            "boot.journal",
-            vec![web(now_us(), "started")],
-        );
-        std::fs::create_dir(dir.path().join("state")).unwrap();
-        let log = std::fs::File::create(dir.path().join("f2bd.log")).unwrap();
-        let child = Proc::new(F2BD)
-            .args([
-                "--bus",
-                &bus.address,
-                "--firewall",
-                "none",
-                "--log",
-                "stderr",
-            ])
-            .args(["--no-system-filters", "--filter-dir"])
-            .arg(fixtures())
-            .arg("--config")
-            .arg(dir.path().join("f2b.toml"))
-            .arg("--journal-dir")
-            .arg(dir.path().join("journal"))
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut d = Daemon {
-            child: Some(child),
-            dir,
-            bus: bus.address.clone(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !name_has_owner(&d.bus) {
-            if let Some(status) = d.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("f2bd exited ({status}):\n{}", d.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "f2bd did not take org.f2b:\n{}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        d
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("f2b.toml")
-    }
-
-    /// Append entries to the journal f2bd follows.
-    fn journal(&self, entries: Vec<f2b::source::export::ExportEntry>) {
-        append(&self.dir.path().join("journal"), "live.journal", entries);
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("f2bd.log")).unwrap_or_default()
-    }
-
-    /// SIGTERM; f2bd must exit by itself, promptly and successfully, and leave the name.
-    fn stop(mut self) {
-        let mut child = self.child.take().unwrap();
-        // SAFETY: plain kill(2) of our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("f2bd did not stop within 10 s of SIGTERM:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(
-            status.success(),
-            "f2bd exited with {status}:\n{}",
-            self.log()
-        );
-        assert!(!name_has_owner(&self.bus), "org.f2b still owned");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn name_has_owner(address: &str) -> bool {
-    let o = busctl(
-        address,
-        &[
-            "call",
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus",
-            "NameHasOwner",
-            "s",
-            "org.f2b",
-        ],
-    );
-    stdout(&o).trim() == "b true"
-}
-
-/// The `f2b` CLI on the bus `address`, as root: `f2b COMMAND --bus ADDRESS ARGS…`.
+/// The `f2b` CLI on the bus `address`, as root.
 fn f2b(address: &str, args: &[&str]) -> Output {
     Proc::new(F2B)
         .arg(args[0])

@@ -1,20 +1,20 @@
 //! nftables backend against the real kernel. Every test runs in its own fresh network
-//! namespace (see `support`); tests print SKIP and pass when not run as root.
+//! namespace (see `common::netns`); tests print SKIP and pass when not run as root.
 //!
 //! Run: `cargo test --test nft` (as root).
 
-mod support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{root_and_tools_or_skip, NetNs};
 use f2b::firewall::nft::{spawn_monitor, MonitorEvent, Nftables, Removed};
 use f2b::firewall::{
     Change, Element, Firewall, FirewallError, JailRules, PortRange, Protocol, Verdict,
 };
 use ipnet::IpNet;
-use support::{root_and_tools_or_skip, NetNs};
 
 fn jail(name: &str, ports: &[(u16, u16)], protocol: Protocol, verdict: Verdict) -> JailRules {
     JailRules {

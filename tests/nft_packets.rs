@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo test --test nft_packets` (as root).
 
-mod support;
+mod common;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use f2b::firewall::nft::Nftables;
-use f2b::firewall::{Change, Firewall, JailRules, PortRange, Protocol, Verdict};
-use support::{
+use common::{
     connect, connect_within, listen, root_and_tools_or_skip, NetNs, Outcome, Pair, BLOCKED_AFTER,
 };
+use f2b::firewall::nft::Nftables;
+use f2b::firewall::{Change, Firewall, JailRules, PortRange, Protocol, Verdict};
 
 /// Sends a UDP datagram from `src` and waits for the echo: Connected (echoed), Refused (ICMP
 /// port unreachable came back) or TimedOut.

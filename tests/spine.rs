@@ -72,8 +72,8 @@ async fn entries_are_routed_to_the_jails_of_their_unit() {
             ),
         ],
     );
-    let mut r = start(settings(TWO_JAILS), dir.path(), StartAt::Head, false);
-    let bans = sorted(r.bans_until_quiet(Duration::from_secs(2)).await);
+    let r = start(settings(TWO_JAILS), dir.path(), StartAt::Head, false);
+    let bans = sorted(r.finish().await);
     assert_eq!(
         bans,
         vec![
@@ -81,7 +81,6 @@ async fn entries_are_routed_to_the_jails_of_their_unit() {
             ("web".to_string(), "198.51.100.2".to_string())
         ]
     );
-    r.task.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +93,7 @@ async fn follow_sees_appends_new_files_and_rotation_without_double_counting() {
         vec![fail(t - 5 * S, "198.51.100.9")],
     );
     let mut r = start(settings(TWO_JAILS), dir.path(), StartAt::Head, true);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    r.ready().await;
     // Append to the same file.
     append(
         dir.path(),
@@ -114,7 +113,8 @@ async fn follow_sees_appends_new_files_and_rotation_without_double_counting() {
             .collect(),
     );
     assert_eq!(r.next_ban(10).await, ("ssh".into(), "198.51.100.10".into()));
-    // Rotation as journald does it: the active file is archived (renamed), a new one begins.
+    // Rotation as journald does it: the active file, read to its end, is archived (renamed)
+    // and a new one begins.
     append(
         dir.path(),
         "x.journal",
@@ -123,7 +123,7 @@ async fn follow_sees_appends_new_files_and_rotation_without_double_counting() {
             fail(t - S + 1, "198.51.100.11"),
         ],
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    r.wait_failed(8).await;
     std::fs::rename(
         dir.path().join("x.journal"),
         dir.path()
@@ -132,15 +132,14 @@ async fn follow_sees_appends_new_files_and_rotation_without_double_counting() {
     .unwrap();
     append(dir.path(), "x.journal", vec![fail(t, "198.51.100.11")]);
     assert_eq!(r.next_ban(10).await, ("ssh".into(), "198.51.100.11".into()));
-    // Nothing was counted twice: exactly 8 failures seen, 3 bans.
-    let jails = r.handle.call(Command::ListJails).await.unwrap();
+    // A later entry is counted once everything before it was read: nothing was counted twice,
+    // 10 failures seen, 3 bans.
+    append(dir.path(), "x.journal", vec![fail(t + 1, "198.51.100.12")]);
+    let jails = r.wait_failed(10).await;
     let ssh = jails.iter().find(|j| j.name == "ssh").unwrap();
-    assert_eq!(ssh.total_failed, 9);
+    assert_eq!(ssh.total_failed, 10);
     assert_eq!(ssh.total_banned, 3);
-    assert!(r
-        .bans_until_quiet(Duration::from_millis(500))
-        .await
-        .is_empty());
+    assert!(r.bans_so_far().is_empty());
     r.shutdown().await;
 }
 
@@ -156,16 +155,16 @@ async fn starting_at_the_tail_ignores_the_past() {
             .collect(),
     );
     let mut r = start(settings(TWO_JAILS), dir.path(), StartAt::Tail, true);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    r.ready().await;
     append(
         dir.path(),
         "x.journal",
         vec![fail(t, "198.51.100.20"), fail(t + 1, "198.51.100.20")],
     );
-    assert!(
-        r.bans_until_quiet(Duration::from_secs(1)).await.is_empty(),
-        "old entries were counted"
-    );
+    let jails = r.wait_failed(2).await;
+    let ssh = jails.iter().find(|j| j.name == "ssh").unwrap();
+    assert_eq!(ssh.total_failed, 2, "old entries were counted");
+    assert!(r.bans_so_far().is_empty(), "old entries were counted");
     append(dir.path(), "x.journal", vec![fail(t + 2, "198.51.100.20")]);
     assert_eq!(r.next_ban(10).await.1, "198.51.100.20");
     r.shutdown().await;
@@ -192,13 +191,8 @@ async fn ignoreip_ipv6_and_prefix_aggregation() {
         "[jail.ssh]\nenabled = true\nfilter = \"testssh\"\n",
         "[jail.ssh]\nenabled = true\nfilter = \"testssh\"\nipv6_prefix = 64\n",
     );
-    let mut r = start(settings(&text), dir.path(), StartAt::Head, false);
-    let bans: BTreeSet<String> = r
-        .bans_until_quiet(Duration::from_secs(2))
-        .await
-        .into_iter()
-        .map(|b| b.1)
-        .collect();
+    let r = start(settings(&text), dir.path(), StartAt::Head, false);
+    let bans: BTreeSet<String> = r.finish().await.into_iter().map(|b| b.1).collect();
     assert_eq!(
         bans,
         BTreeSet::from([
@@ -206,7 +200,6 @@ async fn ignoreip_ipv6_and_prefix_aggregation() {
             "2001:db8:2:3::/64".to_string()
         ])
     );
-    r.task.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,18 +221,12 @@ async fn injected_address_in_user_name_is_not_banned() {
         }))
         .collect();
     append(dir.path(), "x.journal", e);
-    let mut r = start(settings(TWO_JAILS), dir.path(), StartAt::Head, false);
-    let bans: BTreeSet<String> = r
-        .bans_until_quiet(Duration::from_secs(2))
-        .await
-        .into_iter()
-        .map(|b| b.1)
-        .collect();
+    let r = start(settings(TWO_JAILS), dir.path(), StartAt::Head, false);
+    let bans: BTreeSet<String> = r.finish().await.into_iter().map(|b| b.1).collect();
     assert_eq!(
         bans,
         BTreeSet::from(["203.0.113.10".to_string(), "203.0.113.9".to_string()])
     );
-    r.task.await.unwrap().unwrap();
 }
 
 /// Replaying a journal gives the decisions of a live run that saw the same entries, even
@@ -249,8 +236,9 @@ async fn replay_equals_live() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = "[jail.ssh]\nenabled = true\nfilter = \"testssh\"\nmaxretry = 3\nfindtime = \"1s\"\nbantime = \"1s\"\n";
     append(dir.path(), "x.journal", vec![ssh(now_us(), "hello")]);
-    let mut live = start(settings(cfg), dir.path(), StartAt::Head, true);
+    let live = start(settings(cfg), dir.path(), StartAt::Head, true);
     let addrs = ["198.51.100.71", "198.51.100.72", "2001:db8::73"];
+    let mut entries = 1;
     for round in 0..40u64 {
         let t = now_us();
         let e: Vec<_> = (0..6u64)
@@ -262,10 +250,12 @@ async fn replay_equals_live() {
                 }
             })
             .collect();
+        entries += e.len() as u64;
         append(dir.path(), "x.journal", e);
+        // Wall-clock time passes between the bursts (bans of 1 s end in between).
         tokio::time::sleep(Duration::from_millis(120)).await;
     }
-    let _ = live.bans_until_quiet(Duration::from_millis(1500)).await;
+    live.wait_read(entries).await;
     let counters = |v: Vec<f2b::engine::JailInfo>| {
         v.iter()
             .map(|j| (j.total_failed, j.total_banned))
@@ -273,8 +263,8 @@ async fn replay_equals_live() {
     };
     let live_c = counters(live.handle.call(Command::ListJails).await.unwrap());
     live.shutdown().await;
-    let mut replay = start(settings(cfg), dir.path(), StartAt::Head, true);
-    let _ = replay.bans_until_quiet(Duration::from_millis(1500)).await;
+    let replay = start(settings(cfg), dir.path(), StartAt::Head, true);
+    replay.wait_read(entries).await;
     let replay_c = counters(replay.handle.call(Command::ListJails).await.unwrap());
     replay.shutdown().await;
     assert!(live_c[0].1 >= 5, "{live_c:?}");
@@ -393,19 +383,14 @@ async fn manual_ban_unban_and_reload_keep_state() {
         Ok(Box::new(f2b::firewall::DryRun::new()) as Box<dyn f2b::firewall::Firewall>)
     })
     .unwrap();
-    let mut r = {
-        let mut r = start_with(
-            s,
-            JournalSpec::Directory(dir.path().to_path_buf()),
-            StartAt::Head,
-            true,
-            Some(fw.clone()),
-        );
-        // Reload must read our file.
-        let _ = &mut r;
-        r
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut r = start_with(
+        s,
+        JournalSpec::Directory(dir.path().to_path_buf()),
+        StartAt::Head,
+        true,
+        Some(fw.clone()),
+    );
+    r.ready().await;
     let until = r
         .handle
         .call(|reply| Command::Ban {
@@ -487,15 +472,14 @@ async fn bans_sourced_jail_bans_repeat_offenders_everywhere() {
         web(t + 40 * S, "login failed for user \"x\" from 198.51.100.98"),
     ];
     append(dir.path(), "x.journal", e);
-    let mut r = start(settings(cfg), dir.path(), StartAt::Head, false);
-    let bans = r.bans_until_quiet(Duration::from_secs(2)).await;
+    let r = start(settings(cfg), dir.path(), StartAt::Head, false);
+    let bans = r.finish().await;
     let recidive: Vec<&String> = bans
         .iter()
         .filter(|(j, _)| j == "recidive")
         .map(|(_, a)| a)
         .collect();
     assert_eq!(recidive, vec!["198.51.100.99"]);
-    r.task.await.unwrap().unwrap();
 }
 
 /// With more match terms than sd-journal evaluates quickly, every entry is read and routed
@@ -532,8 +516,8 @@ async fn many_match_terms_route_in_process_alike() {
         .map(|i| format!("\"_SYSTEMD_UNIT=unit{i}.service\""))
         .collect();
     let cfg = format!("{TWO_JAILS}extra_matches = [{}]\n", extra.join(", "));
-    let mut r = start(settings(&cfg), dir.path(), StartAt::Head, false);
-    let bans = sorted(r.bans_until_quiet(Duration::from_secs(2)).await);
+    let r = start(settings(&cfg), dir.path(), StartAt::Head, false);
+    let bans = sorted(r.finish().await);
     assert_eq!(
         bans,
         vec![
@@ -541,5 +525,4 @@ async fn many_match_terms_route_in_process_alike() {
             ("web".to_string(), "198.51.100.2".to_string())
         ]
     );
-    r.task.await.unwrap().unwrap();
 }

@@ -1,7 +1,6 @@
 //! State that survives: cursor resume, ban restore, crash consistency under kill -9.
 
 mod common;
-mod support;
 
 use std::collections::BTreeSet;
 use std::process::{Command as Proc, Stdio};
@@ -125,8 +124,8 @@ fn kill9_at_random_points_loses_nothing_and_counts_nothing_twice() {
     // As root, each run enforces in a network namespace of its own (reference, crashed), so
     // the kernel sets are compared too; otherwise the dry-run firewall.
     let root = is_root();
-    let ref_ns = root.then(support::NetNs::new);
-    let crash_ns = root.then(support::NetNs::new);
+    let ref_ns = root.then(common::NetNs::new);
+    let crash_ns = root.then(common::NetNs::new);
     let run = |state: &std::path::Path, kill_after: Option<Duration>| -> bool {
         let ns = if state == reference_path {
             ref_ns.as_ref()
@@ -228,7 +227,7 @@ fn kill9_at_random_points_loses_nothing_and_counts_nothing_twice() {
     assert_eq!((rw, rc), (cw, cc));
     if let (Some(a), Some(b)) = (&ref_ns, &crash_ns) {
         use f2b::firewall::Firewall;
-        let kernel = |ns: &support::NetNs| -> BTreeSet<String> {
+        let kernel = |ns: &common::NetNs| -> BTreeSet<String> {
             ns.run(|| f2b::firewall::nft::Nftables::new().unwrap().list().unwrap())
                 .iter()
                 .map(|e| format!("{} {}", e.jail, e.net))

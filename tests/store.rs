@@ -3,6 +3,8 @@
 //! exactly the state after some commit `m` — every commit fully present or fully absent — and
 //! `m` must include every commit the child had been told was durable.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;

@@ -8,6 +8,7 @@
 //!   systemd-nspawn, and used as an administrator would (see `tests/system/container.rs`).
 //!   Needs root; it says why it skips otherwise.
 
+mod common;
 #[path = "system/container.rs"]
 mod container;
 #[path = "system/mangen.rs"]
@@ -18,18 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
+use common::{have, repo};
 
 fn man_pages() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("man"))

@@ -31,6 +31,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{have, is_root, repo};
+
 /// Machine name, also the prefix of the network namespaces, veths and cgroups.
 const NAME: &str = "f2bsys";
 /// The container (server) on the attacker's link, the attacker, and on a second link a client
@@ -46,23 +48,6 @@ const ATTACKER2: &str = "10.231.3.2";
 /// that apt needs no network inside the container.
 const INCLUDE: &str =
     "systemd,systemd-sysv,dbus,polkitd,openssh-server,nftables,iproute2,libsqlite3-0,libnftnl11";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 fn text(o: &Output) -> String {
     format!(

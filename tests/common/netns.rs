@@ -1,4 +1,5 @@
-//! Test helpers: private network namespaces without names or global state.
+//! Private network namespaces without names or global state, and a veth pair between a
+//! server and an attacker namespace.
 //!
 //! `NetNs::new()` starts a thread that calls `unshare(CLONE_NEWNET)` (allowed on one thread of
 //! a multi-threaded process), brings `lo` up, keeps an fd of the namespace and parks. Closures
@@ -6,59 +7,20 @@
 //! the `NetNs`, and every socket created in it, is gone. The host's own ruleset is never
 //! touched.
 
-#![allow(dead_code)]
-
 use std::fs::File;
-use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::process::{Command, Output};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use super::wait::wait_for;
+
+/// A private network namespace, gone when this is dropped (and its sockets are closed).
 pub struct NetNs {
     ns: File,
     tid: i32,
     park: Option<(mpsc::Sender<()>, thread::JoinHandle<()>)>,
-}
-
-/// True if we are root; otherwise prints why the test is skipped.
-pub fn root_or_skip(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        eprintln!("SKIP {test}: needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN for network namespaces)");
-        return false;
-    }
-    true
-}
-
-/// Like `root_or_skip`, and also that `nft` and `ip` are installed.
-pub fn root_and_tools_or_skip(test: &str) -> bool {
-    if !root_or_skip(test) {
-        return false;
-    }
-    for tool in ["nft", "ip"] {
-        if Command::new(tool).arg("-V").output().is_err() {
-            eprintln!("SKIP {test}: `{tool}` is not installed");
-            return false;
-        }
-    }
-    // Root without CAP_SYS_ADMIN (some containers) cannot create network namespaces.
-    let probe = thread::spawn(|| {
-        // SAFETY: unshare only affects this short-lived thread.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
-    });
-    if let Err(e) = probe.join().expect("probe thread") {
-        eprintln!("SKIP {test}: cannot create a network namespace: {e}");
-        return false;
-    }
-    true
 }
 
 fn gettid() -> i32 {
@@ -134,6 +96,33 @@ impl NetNs {
         })
     }
 
+    /// Starts `cmd` in the namespace (from a thread that joined it; the child stays there).
+    pub fn spawn_cmd(&self, cmd: &mut Command) -> std::process::Child {
+        self.run(|| cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}")))
+    }
+
+    /// Runs `cmd` in the namespace and returns its output, whatever the status.
+    pub fn output(&self, cmd: &mut Command) -> Output {
+        self.run(|| cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}")))
+    }
+
+    /// Is something listening on TCP `port` (any address) in the namespace? Read from the
+    /// kernel's socket table, so that asking opens no connection a service would log.
+    pub fn listening(&self, port: u16) -> bool {
+        let want = format!(":{port:04X} ");
+        self.run(|| {
+            ["tcp", "tcp6"].iter().any(|t| {
+                std::fs::read_to_string(format!("/proc/thread-self/net/{t}"))
+                    .unwrap_or_default()
+                    .lines()
+                    .skip(1)
+                    .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                    // local_address is field 1, st field 3 (0A = LISTEN)
+                    .any(|f| f.len() > 3 && f[3] == "0A" && format!("{} ", f[1]).ends_with(&want))
+            })
+        })
+    }
+
     /// Runs a shell command in the namespace; panics on failure.
     pub fn sh(&self, cmd: &str) -> String {
         let out = self.sh_output(cmd);
@@ -148,14 +137,7 @@ impl NetNs {
 
     /// Runs a shell command in the namespace and returns its output, whatever the status.
     pub fn sh_output(&self, cmd: &str) -> Output {
-        let cmd = cmd.to_string();
-        self.run(move || {
-            Command::new("sh")
-                .arg("-c")
-                .arg(&cmd)
-                .output()
-                .expect("spawn sh")
-        })
+        self.output(Command::new("sh").arg("-c").arg(cmd))
     }
 }
 
@@ -169,7 +151,8 @@ impl Drop for NetNs {
 }
 
 /// Two namespaces joined by a veth pair: `srv` (vs: 10.77.0.1/24, fd77::1/64) and `atk`
-/// (va: 10.77.0.2/24 + 10.77.0.3/24, fd77::2/64 + fd77::3/64), IPv6 without DAD.
+/// (va: 10.77.0.2/24 + 10.77.0.3/24, fd77::2/64 + fd77::3/64), IPv6 without DAD. Connections
+/// from `atk` come from ATK4 and ATK6 unless they bind another source address.
 pub struct Pair {
     pub srv: NetNs,
     pub atk: NetNs,
@@ -200,9 +183,11 @@ impl Pair {
             "ip link add va type veth peer name vs netns {}",
             srv.tid()
         ));
+        // The first IPv4 and the last IPv6 address added are the default source addresses:
+        // ATK4 and ATK6.
         atk.sh(
             "ip addr add 10.77.0.2/24 dev va && ip addr add 10.77.0.3/24 dev va && \
-             ip -6 addr add fd77::2/64 dev va nodad && ip -6 addr add fd77::3/64 dev va nodad && \
+             ip -6 addr add fd77::3/64 dev va nodad && ip -6 addr add fd77::2/64 dev va nodad && \
              ip link set va up",
         );
         srv.sh(
@@ -211,64 +196,12 @@ impl Pair {
         );
         // The carrier comes up through linkwatch (up to ~1 s later); until then the device
         // drops what it sends.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         for (ns, dev) in [(&srv, "vs"), (&atk, "va")] {
-            while !ns
-                .sh(&format!("ip -o link show {dev}"))
-                .contains("state UP")
-            {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{dev} did not come up"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
+            wait_for(Duration::from_secs(5), &format!("{dev} to come up"), || {
+                ns.sh(&format!("ip -o link show {dev}"))
+                    .contains("state UP")
+            });
         }
         Pair { srv, atk }
     }
-}
-
-/// How long a connect may take before we call it blocked (the SYN was dropped).
-pub const BLOCKED_AFTER: Duration = Duration::from_millis(500);
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Connected,
-    TimedOut,
-    Refused,
-}
-
-pub fn connect(atk: &NetNs, src: &str, dst: &str, port: u16) -> Outcome {
-    connect_within(atk, src, dst, port, BLOCKED_AFTER)
-}
-
-pub fn connect_within(atk: &NetNs, src: &str, dst: &str, port: u16, limit: Duration) -> Outcome {
-    let src: IpAddr = src.parse().unwrap();
-    let dst: IpAddr = dst.parse().unwrap();
-    atk.run(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let sock = if src.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()
-            } else {
-                tokio::net::TcpSocket::new_v6()
-            }
-            .unwrap();
-            sock.bind(SocketAddr::new(src, 0)).unwrap();
-            match tokio::time::timeout(limit, sock.connect(SocketAddr::new(dst, port))).await {
-                Ok(Ok(_stream)) => Outcome::Connected,
-                Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Outcome::Refused,
-                Ok(Err(e)) => panic!("connect {src} -> {dst}:{port}: {e}"),
-                Err(_) => Outcome::TimedOut,
-            }
-        })
-    })
-}
-
-/// A dual-stack listener on `port` in `ns` (connections complete in the backlog).
-pub fn listen(ns: &NetNs, port: u16) -> TcpListener {
-    ns.run(move || TcpListener::bind(("::", port)).unwrap())
 }

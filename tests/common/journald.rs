@@ -1,0 +1,271 @@
+//! A private `systemd-journald` for real services, without systemd and without touching the
+//! host's journal.
+//!
+//! journald runs in a private mount namespace: tmpfs on /run/systemd and /run/log, a private
+//! /dev whose /dev/log is journald's socket. Services started with [`Journald::start_service`]
+//! join that mount namespace and a network namespace of the test, so that their syslog(3) lines
+//! become real journal entries, read back with `journalctl -o json`. [`Journald::collect`]
+//! waits for a condition on what was logged; before each look it asks journald to process
+//! everything already sent to it (`io.systemd.Journal.Synchronize` over its varlink socket), so
+//! that a line logged before the condition was checked is never missed.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::netns::NetNs;
+use super::wait::wait_for;
+
+/// The journald binary and the tools this module needs.
+pub const NEEDS: &[&str] = &[
+    "/lib/systemd/systemd-journald",
+    "/usr/bin/journalctl",
+    "/usr/bin/unshare",
+    "/usr/bin/nsenter",
+];
+
+const JOURNALD_SH: &str = r#"set -e
+mount -t tmpfs tmpfs /run/systemd
+mount -t tmpfs tmpfs /run/log
+mkdir -p /run/systemd/journal
+D="$1/dev"
+mkdir -p "$D"
+mount -t tmpfs tmpfs "$D"
+for d in null zero random urandom tty ptmx full; do
+  touch "$D/$d"; mount --bind "/dev/$d" "$D/$d"
+done
+mkdir -p "$D/pts" "$D/shm"
+mount --bind /dev/pts "$D/pts"
+mount -t tmpfs -o mode=1777 tmpfs "$D/shm"
+ln -s /run/systemd/journal/dev-log "$D/log"
+mount --move "$D" /dev
+exec /lib/systemd/systemd-journald
+"#;
+
+/// One journal entry, the fields the tests use.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub message: String,
+    pub ident: String,
+    pub pid: Option<u32>,
+    pub time_us: u64,
+}
+
+impl std::fmt::Display for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.pid {
+            Some(p) => write!(f, "{}[{p}]: {}", self.ident, self.message),
+            None => write!(f, "{}: {}", self.ident, self.message),
+        }
+    }
+}
+
+/// The private journald; killed on drop.
+pub struct Journald {
+    child: Child,
+    _dir: tempfile::TempDir,
+    cursor: Option<String>,
+}
+
+impl Journald {
+    pub fn start() -> Journald {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("journald.sh");
+        std::fs::write(&script, JOURNALD_SH).unwrap();
+        // slave propagation: mounts made later on the host are seen, ours never reach it.
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "slave", "sh"])
+            .arg(&script)
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start journald");
+        let j = Journald {
+            child,
+            _dir: dir,
+            cursor: None,
+        };
+        let sockets =
+            ["io.systemd.journal", "dev-log"].map(|s| j.root().join("run/systemd/journal").join(s));
+        wait_for(Duration::from_secs(10), "journald's sockets", || {
+            sockets.iter().all(|s| s.exists())
+        });
+        j
+    }
+
+    /// The namespace's root as seen from the host.
+    pub fn root(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root", self.child.id()))
+    }
+
+    fn varlink(&self) -> PathBuf {
+        self.root().join("run/systemd/journal/io.systemd.journal")
+    }
+
+    /// Starts `prog ARGS` in journald's mount namespace and the network namespace `net`, in a
+    /// process group of its own (Apache's prefork signals its whole group when it stops).
+    /// Its stdout and stderr go to the file `output`.
+    pub fn start_service(
+        &self,
+        net: &NetNs,
+        prog: &str,
+        args: &[String],
+        output: &Path,
+    ) -> Service {
+        let out = std::fs::File::create(output).unwrap();
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &self.child.id().to_string(), "-m", "--", prog])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0);
+        Service(net.spawn_cmd(&mut c))
+    }
+
+    /// Bind-mounts `src` over `dst` in journald's mount namespace (the services' view of the
+    /// file system; the host's stays as it is).
+    pub fn bind(&self, src: &Path, dst: &str) {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.child.id().to_string(), "-m", "mount", "--bind"])
+            .arg(src)
+            .arg(dst)
+            .output()
+            .expect("nsenter mount");
+        assert!(out.status.success(), "mount --bind {src:?} {dst}: {out:?}");
+    }
+
+    /// Asks journald to process every message already sent to it.
+    pub fn sync(&self) {
+        let mut s = UnixStream::connect(self.varlink()).expect("journald's varlink socket");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"{\"method\":\"io.systemd.Journal.Synchronize\",\"parameters\":{}}\0")
+            .unwrap();
+        let mut reply = Vec::new();
+        let mut byte = [0u8; 1];
+        while s.read(&mut byte).expect("journald's reply to Synchronize") == 1 && byte[0] != 0 {
+            reply.push(byte[0]);
+        }
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(!reply.contains("\"error\""), "Synchronize: {reply}");
+    }
+
+    /// Entries logged since the last call.
+    pub fn read_new(&mut self) -> Vec<Entry> {
+        let mut cmd = Command::new("journalctl");
+        cmd.arg("-D")
+            .arg(self.root().join("run/log/journal"))
+            .args(["-o", "json", "--no-pager"]);
+        if let Some(c) = &self.cursor {
+            cmd.arg(format!("--after-cursor={c}"));
+        }
+        let out = cmd.output().expect("journalctl");
+        let mut v = Vec::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Ok(j) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if let Some(c) = j["__CURSOR"].as_str() {
+                self.cursor = Some(c.to_string());
+            }
+            let text = |k: &str| -> Option<String> {
+                match &j[k] {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    // Fields that are not valid UTF-8 come as arrays of bytes.
+                    serde_json::Value::Array(b) => Some(
+                        String::from_utf8_lossy(
+                            &b.iter()
+                                .filter_map(|x| x.as_u64().map(|n| n as u8))
+                                .collect::<Vec<u8>>(),
+                        )
+                        .into_owned(),
+                    ),
+                    _ => None,
+                }
+            };
+            v.push(Entry {
+                message: text("MESSAGE").unwrap_or_default(),
+                ident: text("SYSLOG_IDENTIFIER").unwrap_or_default(),
+                pid: text("_PID").and_then(|p| p.parse().ok()),
+                time_us: text("__REALTIME_TIMESTAMP")
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0),
+            });
+        }
+        v
+    }
+
+    /// Collects new entries until `done` holds for all of them and one more synchronization
+    /// brings nothing new (so that a condition on processes, such as "they have exited", is
+    /// judged on everything they logged); `Err` with what was collected when that does not
+    /// happen within `limit`.
+    pub fn collect(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&[Entry]) -> bool,
+    ) -> Result<Vec<Entry>, Vec<Entry>> {
+        let deadline = Instant::now() + limit;
+        let mut all = Vec::new();
+        let mut held = false;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            self.sync();
+            let new = self.read_new();
+            if held && new.is_empty() {
+                return Ok(all);
+            }
+            all.extend(new);
+            held = done(&all);
+            if Instant::now() > deadline {
+                return Err(all);
+            }
+            if !held {
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+impl Drop for Journald {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A service started under the private journald: SIGTERM, then SIGKILL after 5 s, on drop.
+pub struct Service(Child);
+
+impl Service {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the pid of our own child, not reaped yet.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Is process `pid` still there?
+pub fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
