@@ -110,6 +110,10 @@ enum Cmd {
         setting: String,
         value: String,
     },
+    /// Turn a fail2ban setup (jails, filters, actions, bans) into an f2b configuration and
+    /// state; prints what was imported, mapped, translated or not (exit status 1 when
+    /// something enabled is not carried over).
+    ImportFail2ban(f2b::import::ImportArgs),
 }
 
 /// The commands that talk to f2bd over D-Bus.
@@ -182,6 +186,7 @@ fn filter_dirs(cli: &Cli) -> Vec<PathBuf> {
     } else {
         FilterLibrary::default_dirs()
     };
+    d.extend(cli.config.as_deref().and_then(config::beside_filters));
     d.extend(cli.filter_dirs.iter().cloned());
     d
 }
@@ -389,6 +394,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        Cmd::ImportFail2ban(args) => Ok(f2b::import::run(args)?),
         _ => unreachable!("daemon commands are handled above"),
     }
 }
