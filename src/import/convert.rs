@@ -516,14 +516,19 @@ fn strings(v: &[String]) -> toml::Value {
 
 /// Ports, protocol and verdict from the firewall actions.
 fn enforcement(e: &actions::Enforcement, keys: &mut Keys, jail: &JailDef) {
-    let loc = jail
-        .opts
-        .get("action")
-        .map(|v| v.loc.clone())
-        .unwrap_or_else(|| jail.loc.clone());
+    let at = |o: &str| {
+        jail.get(o)
+            .ok()
+            .flatten()
+            .map(|v| v.loc)
+            .or_else(|| jail.opts.get("action").map(|v| v.loc.clone()))
+            .unwrap_or_else(|| jail.loc.clone())
+    };
     if e.reject {
-        keys.keys.insert("action", ("reject".into(), loc.clone()));
+        keys.keys
+            .insert("action", ("reject".into(), at("banaction")));
     }
+    let loc = at("port");
     if !e.firewall || e.ports.iter().any(|p| p == "*") {
         return;
     }

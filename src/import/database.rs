@@ -119,7 +119,11 @@ pub fn read(
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
-                r.get::<_, Option<String>>(5)?,
+                match r.get::<_, rusqlite::types::Value>(5)? {
+                    rusqlite::types::Value::Text(t) => Some(t),
+                    rusqlite::types::Value::Blob(b) => String::from_utf8(b).ok(),
+                    _ => None,
+                },
             ))
         })
         .map_err(|e| db_err(path, e))?;

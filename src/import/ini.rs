@@ -103,13 +103,15 @@ impl IniFile {
                     Target::Defaults
                 } else {
                     match file.sections.iter().position(|(n, _)| n == name) {
-                        Some(p) => return Err(IniError {
-                            loc: Location::new(path, lineno),
-                            msg: format!(
+                        Some(p) => {
+                            return Err(IniError {
+                                loc: Location::new(path, lineno),
+                                msg: format!(
                                 "section [{name}] appears twice in this file (first at section {})",
                                 p + 1
                             ),
-                        }),
+                            })
+                        }
                         None => {
                             file.sections.push((name.to_string(), Options::new()));
                             Target::Section(file.sections.len() - 1)

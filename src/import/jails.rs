@@ -169,6 +169,16 @@ pub fn read_config(base: &Path) -> Result<Config, ImportError> {
     Ok(cfg)
 }
 
+/// fail2ban matches a syslog line rebuilt from the journal entry; f2b matches `MESSAGE`
+/// alone: the syslog prefix `common.conf` defines is empty here (a filter that adds to it,
+/// such as sendmail's queue id, keeps its addition).
+fn message_only(def: &mut Definition) {
+    def.cfg.defaults.insert(
+        "__prefix_line".into(),
+        Value::new("", Location::new("(f2b matches MESSAGE only)", 0)),
+    );
+}
+
 fn var(text: &str, loc: &Location) -> Value {
     Value::new(text, loc.clone())
 }
@@ -200,8 +210,6 @@ pub fn read_jail(cfg: &Config, base: &Path, name: &str) -> Result<JailRead, Impo
     let mut cfg = cfg.clone();
     let mut filter = None;
     let spec = first.get("filter").filter(|v| !v.text.trim().is_empty());
-    let mut prefix = Vars::new();
-    prefix.insert("__prefix_line".into(), var("", &loc));
     if let Some(spec) = spec {
         let (fname, fopts) = match extract_options(&spec.text) {
             Ok(x) => x,
@@ -212,12 +220,13 @@ pub fn read_jail(cfg: &Config, base: &Path, name: &str) -> Result<JailRead, Impo
                 })
             }
         };
-        let Some(def) = Definition::read(base, "filter.d", &fname, Scope::All)? else {
+        let Some(mut def) = Definition::read(base, "filter.d", &fname, Scope::All)? else {
             return Ok(JailRead::Broken {
                 loc: spec.loc.clone(),
                 msg: format!("filter {fname:?}: no filter.d/{fname}.conf or .local"),
             });
         };
+        message_only(&mut def);
         let mut init: Vars = fopts
             .iter()
             .map(|(k, v)| (k.clone(), var(v, &spec.loc)))
@@ -230,8 +239,7 @@ pub fn read_jail(cfg: &Config, base: &Path, name: &str) -> Result<JailRead, Impo
             };
             init.insert("logtype".into(), var(lt, &spec.loc));
         }
-        let mut vars1 = first.clone();
-        vars1.extend(prefix.clone());
+        let vars1 = first.clone();
         let combined = match def.combined(FILTER_OPTS, &vars1, &init, true) {
             Ok(c) => c,
             Err(e) => return Ok(broken(e)),
@@ -243,7 +251,10 @@ pub fn read_jail(cfg: &Config, base: &Path, name: &str) -> Result<JailRead, Impo
                 sec.insert(format!("known/{k}"), v.clone());
             }
         }
-        let stock_def = Definition::read(base, "filter.d", &fname, Scope::ConfOnly)?;
+        let mut stock_def = Definition::read(base, "filter.d", &fname, Scope::ConfOnly)?;
+        if let Some(sd) = stock_def.as_mut() {
+            message_only(sd);
+        }
         let stock = match &stock_def {
             Some(sd) => match sd.combined(FILTER_OPTS, &vars1, &init, false) {
                 Ok(c) => Some(Effective::from(&BTreeMap::new(), &c)),
@@ -266,8 +277,7 @@ pub fn read_jail(cfg: &Config, base: &Path, name: &str) -> Result<JailRead, Impo
     let filter = match filter {
         None => None,
         Some((spec, fname, def, combined, init, stock, stock_def)) => {
-            let mut vars2: Vars = opts.clone();
-            vars2.extend(prefix);
+            let vars2: Vars = opts.clone();
             let second = match def.combined(FILTER_OPTS, &vars2, &init, false) {
                 Ok(c) => c,
                 Err(e) => return Ok(broken(e)),

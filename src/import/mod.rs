@@ -109,13 +109,19 @@ pub fn run(args: &ImportArgs) -> Result<u8, ImportError> {
     Ok(u8::from(out.report.failed()))
 }
 
-/// Does this f2b accept this configuration text (a feature built in another branch)?
-fn supports(text: &str) -> bool {
-    let opts = LoadOptions {
-        no_system_filters: true,
-        ..LoadOptions::default()
-    };
-    config::load_str("probe.toml", text, &opts).is_ok()
+/// Does this f2b's configuration have this jail key (a feature built in another branch)?
+fn supports(key: &str) -> bool {
+    config::JAIL_KEYS.contains(&key)
+}
+
+/// f2b's built-in filters (loaded once per process).
+fn builtin_library() -> Result<&'static FilterLibrary, ImportError> {
+    static LIB: std::sync::OnceLock<FilterLibrary> = std::sync::OnceLock::new();
+    if let Some(l) = LIB.get() {
+        return Ok(l);
+    }
+    let l = FilterLibrary::load(&[]).map_err(|e| ImportError::Usage(e.to_string()))?;
+    Ok(LIB.get_or_init(|| l))
 }
 
 /// Import without printing.
@@ -129,19 +135,16 @@ pub fn import(args: &ImportArgs, opts: &Options) -> Result<Outcome, ImportError>
     }
     let mut report = Report::default();
     let cfg = jails::read_config(from)?;
-    let lib = FilterLibrary::load(&[]).map_err(|e| ImportError::Usage(e.to_string()))?;
+    let lib = builtin_library()?;
     let sums = stock::Checksums::load(&opts.dpkg_status);
     let mut ctx = convert::Context {
         from,
-        lib: &lib,
+        lib,
         sums: &sums,
         unit_dirs: &opts.unit_dirs,
-        file_sources: supports(
-            "[jail.probe]\nsource = \"file\"\nlogpath = [\"/var/log/probe.log\"]\nfilter = \"sshd\"\n",
-        ),
-        actions: supports(
-            "[action.probe]\ntype = \"command\"\ncommand = [\"/bin/true\"]\n[jail.probe]\nfilter = \"sshd\"\nactions = [\"probe\"]\n",
-        ),
+        // `source = "file"` + `logpath` (issue 13), `[action.NAME]` + `actions` (issue 16).
+        file_sources: supports("logpath"),
+        actions: supports("actions"),
         filters: BTreeMap::new(),
     };
     let defaults = settings::convert(

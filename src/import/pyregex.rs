@@ -17,6 +17,29 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// The group starting at `at`, to its closing parenthesis (or `len` characters).
+    fn group(chars: &[char], at: usize, len: usize, reason: &str) -> Problem {
+        let mut depth = 0usize;
+        let mut esc = false;
+        let mut end = None;
+        for (k, &ch) in chars.iter().enumerate().skip(at) {
+            match (esc, ch) {
+                (true, _) => esc = false,
+                (false, '\\') => esc = true,
+                (false, '(') => depth += 1,
+                (false, ')') => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(k + 1);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Problem::new(chars, at, end.map_or(len, |e| e - at), reason)
+    }
+
     fn new(chars: &[char], at: usize, len: usize, reason: &str) -> Problem {
         let end = (at + len).min(chars.len());
         Problem {
@@ -164,18 +187,18 @@ fn group_open(c: &[char], i: usize) -> Result<(String, usize), Problem> {
     let at = |k: usize| c.get(i + k).copied();
     match at(2) {
         Some(':') => Ok(("(?:".into(), 3)),
-        Some('=' | '!') => Err(Problem::new(c, i, 12, LOOKAROUND)),
-        Some('<') if matches!(at(3), Some('=' | '!')) => Err(Problem::new(c, i, 12, LOOKAROUND)),
-        Some('P') if at(3) == Some('=') => Err(Problem::new(c, i, 12, BACKREF)),
+        Some('=' | '!') => Err(Problem::group(c, i, 12, LOOKAROUND)),
+        Some('<') if matches!(at(3), Some('=' | '!')) => Err(Problem::group(c, i, 12, LOOKAROUND)),
+        Some('P') if at(3) == Some('=') => Err(Problem::group(c, i, 12, BACKREF)),
         Some('P') if at(3) == Some('<') => named(c, i, 4),
         Some('<') => named(c, i, 3),
-        Some('(') => Err(Problem::new(
+        Some('(') => Err(Problem::group(
             c,
             i,
             12,
             "a conditional group (?(…)…|…) needs a backtracking engine",
         )),
-        Some('>') => Err(Problem::new(
+        Some('>') => Err(Problem::group(
             c,
             i,
             8,
@@ -450,7 +473,7 @@ mod tests {
     #[test]
     fn refuses_what_needs_backtracking() {
         for (py, snippet) in [
-            (r"^a(?!b)c", "(?!b)c"),
+            (r"^a(?!b)c", "(?!b)"),
             (r"x(?<=y)", "(?<=y)"),
             (r"(a)\1", r"\1"),
             (r"(?P<x>a)(?P=x)", "(?P=x)"),
