@@ -251,9 +251,93 @@ pub fn combine(before: &str, after: &str, re: &str) -> Result<String, Problem> {
     Ok(format!("{before}(?:{}){after}", alts.join("|")))
 }
 
+const HOST_TAGS: &[&str] = &["<HOST>", "<ADDR>", "<IP4>", "<IP6>"];
+
+fn host_positions(re: &str) -> Vec<usize> {
+    let mut v: Vec<usize> = HOST_TAGS
+        .iter()
+        .flat_map(|t| re.match_indices(t).map(|(i, _)| i))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// Groups of a Rust-syntax regex: (byte offset of `(`, of its `)`).
+fn groups(re: &str) -> Vec<(usize, usize)> {
+    let mut open = Vec::new();
+    let mut out = Vec::new();
+    let mut esc = false;
+    let mut class = false;
+    for (i, ch) in re.char_indices() {
+        match (esc, class, ch) {
+            (true, _, _) => esc = false,
+            (false, _, '\\') => esc = true,
+            (false, true, ']') => class = false,
+            (false, true, _) => {}
+            (false, false, '[') => class = true,
+            (false, false, '(') => open.push(i),
+            (false, false, ')') => {
+                if let Some(o) = open.pop() {
+                    out.push((o, i));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// fail2ban writes `(?:IPv6:<IP6>|<IP4>)`: one address in either of two groups. f2b has one
+/// address group per pattern, so such a pattern becomes one pattern per alternative.
+pub fn split_host_alternatives(re: &str) -> Vec<String> {
+    let hosts = host_positions(re);
+    if hosts.len() < 2 {
+        return vec![re.to_string()];
+    }
+    // The innermost group holding every address, with at most one per alternative.
+    let mut best: Option<(usize, usize, usize)> = None;
+    for (o, c) in groups(re) {
+        if !hosts.iter().all(|&h| h > o && h < c) {
+            continue;
+        }
+        // Skip the group's `(?:`, `(?P<name>` … head.
+        let body_start = match re[o..].strip_prefix("(?") {
+            Some(r) => o + 2 + r.find([':', '>']).map_or(0, |p| p + 1),
+            None => o + 1,
+        };
+        let alts = top_level_alternatives(&re[body_start..c]);
+        let ok = alts.iter().all(|a| host_positions(a).len() <= 1);
+        if alts.len() > 1 && ok && best.is_none_or(|(bo, _, _)| o > bo) {
+            best = Some((o, body_start, c));
+        }
+    }
+    let Some((_, body_start, close)) = best else {
+        return vec![re.to_string()];
+    };
+    top_level_alternatives(&re[body_start..close])
+        .into_iter()
+        .flat_map(|alt| {
+            split_host_alternatives(&format!("{}{alt}{}", &re[..body_start], &re[close..]))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_address_per_pattern() {
+        assert_eq!(
+            split_host_alternatives(r"^a \[(?:IPv6:<IP6>|<IP4>)\] b$"),
+            vec![r"^a \[(?:IPv6:<IP6>)\] b$", r"^a \[(?:<IP4>)\] b$"]
+        );
+        assert_eq!(split_host_alternatives("^<HOST> x$"), vec!["^<HOST> x$"]);
+        assert_eq!(
+            split_host_alternatives("^<HOST> and <HOST>$"),
+            vec!["^<HOST> and <HOST>$"]
+        );
+    }
 
     #[test]
     fn fail2ban_tags_become_f2b_groups() {

@@ -134,7 +134,9 @@ pub fn patterns(cfg: &Config, eff: &Effective) -> Patterns {
                     format!("failregex {:?}: <F-NOFAIL> inside an alternative makes a line a failure or not by the branch taken, within fail2ban's session logic; f2b cannot express it", v.text),
                 ));
             }
-            (Some(_), true) if by_pid && info.has_host => out.pidregex.push(rust),
+            (Some(_), true) if by_pid && info.has_host => {
+                out.pidregex.extend(tags::split_host_alternatives(&rust))
+            }
             (Some(_), true) => note_once(
                 &mut out,
                 &v.loc,
@@ -147,7 +149,7 @@ pub fn patterns(cfg: &Config, eff: &Effective) -> Patterns {
                     mlfid.as_deref().map(|m| format!("<F-MLFID>{m}</F-MLFID>")).unwrap_or_else(|| "<F-ID>".into())),
                 ));
             }
-            _ => out.failregex.push(rust),
+            _ => out.failregex.extend(tags::split_host_alternatives(&rust)),
         }
     }
     for v in &eff.ignoreregex {
