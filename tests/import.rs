@@ -844,7 +844,10 @@ fn fail2bans_ban_is_restored_by_f2bd() {
         Some("203.0.113.50"),
         "fail2ban did not ban:\n{log}"
     );
-    assert!(theirs.is_some(), "fail2ban's nftables action did not run:\n{log}");
+    assert!(
+        theirs.is_some(),
+        "fail2ban's nftables action did not run:\n{log}"
+    );
 
     let out = dir.join("out");
     let state = dir.join("state");
@@ -891,4 +894,48 @@ fn fail2bans_ban_is_restored_by_f2bd() {
         shown.contains("sshd: 1 banned") && shown.contains("203.0.113.50"),
         "{shown}"
     );
+}
+
+#[test]
+fn stock_filters_edited_in_place_are_translated() {
+    if !fail2ban_or_skip("stock_filters_edited_in_place_are_translated") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let from = etc(d.path(), "increment");
+    // An edit of the packaged file itself (not a .local): dpkg's checksum tells.
+    let f = from.join("filter.d/dropbear.conf");
+    let mut text = fs::read_to_string(&f).unwrap();
+    text.push_str("# local edit\n");
+    fs::write(&f, text).unwrap();
+    let to = d.path().join("out");
+    let o = import::import(&args(&from, &to), &opts(d.path())).unwrap();
+    let r = o.report.render();
+    assert!(
+        r.contains("dropbear.conf differs from the packaged file"),
+        "{r}"
+    );
+    assert!(to.join("filters/dropbear-fail2ban.toml").is_file(), "{r}");
+    assert!(
+        o.output.config.contains("filter = \"dropbear-fail2ban\""),
+        "{r}"
+    );
+    assert!(o.output.config.contains("filter = \"sshd\""), "{r}");
+    assert_eq!(check(&to).len(), 2);
+    // Without dpkg's records the files cannot be compared: said, and taken as stock.
+    let to = d.path().join("out2");
+    let o = import::import(
+        &args(&from, &to),
+        &Options {
+            dpkg_status: d.path().join("no-status"),
+            ..opts(d.path())
+        },
+    )
+    .unwrap();
+    let r = o.report.render();
+    assert!(
+        r.contains("could not be compared with the packaged file"),
+        "{r}"
+    );
+    assert!(o.output.config.contains("filter = \"dropbear\""), "{r}");
 }

@@ -192,17 +192,35 @@ fn additions(
     )
 }
 
-fn plan(ctx: &Context, f: &FilterUse) -> Plan {
+/// Whether the stock filter stands, and a caveat when that could not be verified.
+fn plan(ctx: &Context, f: &FilterUse) -> (Plan, Option<String>) {
     if ctx.lib.get(&f.name).is_none() {
-        return Plan::Translate(format!("f2b has no filter {:?}", f.name));
+        return (
+            Plan::Translate(format!("f2b has no filter {:?}", f.name)),
+            None,
+        );
     }
     let Some(stock) = &f.stock else {
-        return Plan::Translate(format!("filter.d/{}.conf is not fail2ban's", f.name));
+        let why = format!("filter.d/{}.conf is not fail2ban's", f.name);
+        return (Plan::Translate(why), None);
     };
-    if let Packaged::Modified(file) = ctx.sums.verify(ctx.from, &f.stock_files) {
-        return Plan::Translate(format!("{file} differs from the packaged file"));
-    }
-    let eff = &f.effective;
+    let caveat = match ctx.sums.verify(ctx.from, &f.stock_files) {
+        Packaged::Modified(file) => {
+            let why = format!(
+                "{file} differs from the packaged file (changes kept in filter.d/{}.local would have left f2b's own filter in place)",
+                f.name
+            );
+            return (Plan::Translate(why), None);
+        }
+        Packaged::Unknown(file) => Some(format!(
+            "{file} could not be compared with the packaged file (no dpkg record): taken as fail2ban's stock filter"
+        )),
+        Packaged::Yes => None,
+    };
+    (stock_plan(stock, &f.effective), caveat)
+}
+
+fn stock_plan(stock: &Effective, eff: &Effective) -> Plan {
     if eff.same_regexes(stock) {
         return Plan::Stock;
     }
@@ -300,17 +318,25 @@ pub fn jail(
             out.left_out = Some(msg);
         }
     }
+    // The program name the filter's syslog prefix expects (`_daemon`), when it is a name
+    // rather than a regex: the journal's SYSLOG_IDENTIFIER.
+    let daemon = f
+        .combined
+        .get("_daemon")
+        .map(|v| v.text.trim().to_string())
+        .filter(|d| {
+            !d.is_empty()
+                && d.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+        });
     let mut services = vec![jail.name.clone(), f.name.clone()];
-    if let Some(d) = f.combined.get("_daemon").map(|v| v.text.trim().to_string()) {
-        if !d.is_empty()
-            && d.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-        {
-            services.insert(0, d);
-        }
-    }
+    services.extend(daemon.clone());
     let journal = matches!(origin, Origin::Journal);
-    match plan(ctx, f) {
+    let (plan, caveat) = plan(ctx, f);
+    if let Some(c) = caveat {
+        report.add(Kind::Mapped, &subject, Some(&f.spec.loc), c);
+    }
+    match plan {
         p @ (Plan::Stock | Plan::Derived(..)) => {
             let (fmode, note) = stock::map_mode(ctx.lib, &f.name, f.mode());
             let mut fname = f.name.clone();
@@ -379,6 +405,14 @@ pub fn jail(
             }
         }
         Plan::Translate(why) => {
+            if ctx.lib.get(&f.name).is_some() {
+                report.add(
+                    Kind::Mapped,
+                    &subject,
+                    Some(&f.spec.loc),
+                    format!("filter {}: {why}: translated instead of f2b's own", f.name),
+                );
+            }
             let eff: &Effective = &f.effective;
             let mut p = translate::patterns(&f.def.cfg, eff);
             for r in filterfile::validate(&mut p) {
@@ -391,9 +425,8 @@ pub fn jail(
                     .as_ref()
                     .map(|v| v.text.clone())
                     .unwrap_or_else(|| {
-                        services
-                            .first()
-                            .filter(|d| d.as_str() != jail.name)
+                        daemon
+                            .as_ref()
                             .map(|d| format!("SYSLOG_IDENTIFIER={d}"))
                             .unwrap_or_default()
                     });
