@@ -73,6 +73,38 @@ fn etc(dir: &Path, case: &str) -> PathBuf {
     etc
 }
 
+/// A jail on the systemd backend for each of fail2ban's filters `names` (as Debian ships
+/// them), read: (filter name, jail).
+fn stock_jails(dir: &Path, names: &[String]) -> Vec<(String, jails::JailDef)> {
+    let etc = dir.join("etc");
+    copy_dir(Path::new(ETC), &etc);
+    let local: String = names
+        .iter()
+        .map(|n| format!("[t-{n}]\nenabled = true\nbackend = systemd\nfilter = {n}\n"))
+        .collect();
+    fs::write(etc.join("jail.local"), local).unwrap();
+    let cfg = jails::read_config(&etc).unwrap();
+    names
+        .iter()
+        .filter_map(
+            |n| match jails::read_jail(&cfg, &etc, &format!("t-{n}")).unwrap() {
+                jails::JailRead::Enabled(j) => Some((n.clone(), *j)),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// A case's fail2ban configuration in a temporary directory (None: SKIP said).
+fn case(test: &str, case: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    if !fail2ban_or_skip(test) {
+        return None;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let from = etc(d.path(), case);
+    Some((d, from))
+}
+
 fn args(from: &Path, to: &Path) -> ImportArgs {
     ImportArgs {
         from: from.to_path_buf(),
@@ -271,7 +303,10 @@ fn every_case_gives_a_configuration_f2b_accepts() {
         let to = d.path().join("out");
         let o = import::import(&args(&from, &to), &opts(d.path())).unwrap();
         let report = o.report.render();
-        let mut enabled = check(&to);
+        let mut enabled = o
+            .checked
+            .clone()
+            .unwrap_or_else(|| panic!("{case}: {report}"));
         enabled.sort();
         let mut want: Vec<&str> = want.to_vec();
         if *case == "nginx-files" && file_sources {
@@ -301,11 +336,12 @@ fn every_case_gives_a_configuration_f2b_accepts() {
 
 #[test]
 fn modes_ports_increment_and_ignoreip_are_carried_over() {
-    if !fail2ban_or_skip("modes_ports_increment_and_ignoreip_are_carried_over") {
+    let Some((d, from)) = case(
+        "modes_ports_increment_and_ignoreip_are_carried_over",
+        "done",
+    ) else {
         return;
-    }
-    let d = tempfile::tempdir().unwrap();
-    let from = etc(d.path(), "done");
+    };
     let to = d.path().join("out");
     import::import(&args(&from, &to), &opts(d.path())).unwrap();
     let s = config::load(&LoadOptions {
@@ -349,11 +385,9 @@ fn modes_ports_increment_and_ignoreip_are_carried_over() {
 
 #[test]
 fn custom_filter_finds_its_attacker() {
-    if !fail2ban_or_skip("custom_filter_finds_its_attacker") {
+    let Some((d, from)) = case("custom_filter_finds_its_attacker", "done") else {
         return;
-    }
-    let d = tempfile::tempdir().unwrap();
-    let from = etc(d.path(), "done");
+    };
     let to = d.path().join("out");
     import::import(&args(&from, &to), &opts(d.path())).unwrap();
     let journal = d.path().join("journal");
@@ -401,11 +435,9 @@ fn custom_filter_finds_its_attacker() {
 
 #[test]
 fn database_written_by_fail2ban_becomes_f2b_state() {
-    if !fail2ban_or_skip("database_written_by_fail2ban_becomes_f2b_state") {
+    let Some((d, from)) = case("database_written_by_fail2ban_becomes_f2b_state", "done") else {
         return;
-    }
-    let d = tempfile::tempdir().unwrap();
-    let from = etc(d.path(), "done");
+    };
     let db = d.path().join("fail2ban.sqlite3");
     let now_s = f2b::engine::now_us() / S;
     let st = Command::new(PYTHON)
@@ -480,11 +512,9 @@ fn database_written_by_fail2ban_becomes_f2b_state() {
 
 #[test]
 fn dry_run_writes_nothing_and_old_files_are_kept() {
-    if !fail2ban_or_skip("dry_run_writes_nothing_and_old_files_are_kept") {
+    let Some((d, from)) = case("dry_run_writes_nothing_and_old_files_are_kept", "custom") else {
         return;
-    }
-    let d = tempfile::tempdir().unwrap();
-    let from = etc(d.path(), "custom");
+    };
     let to = d.path().join("out");
     let mut a = args(&from, &to);
     a.dry_run = true;
@@ -539,9 +569,7 @@ fn every_stock_filter_translates_or_says_why() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let etc = d.path().join("etc");
-    copy_dir(Path::new(ETC), &etc);
-    let mut names: Vec<String> = fs::read_dir(etc.join("filter.d"))
+    let mut names: Vec<String> = fs::read_dir(Path::new(ETC).join("filter.d"))
         .unwrap()
         .flatten()
         .filter_map(|e| {
@@ -553,21 +581,9 @@ fn every_stock_filter_translates_or_says_why() {
         .filter(|n| n != "common" && !n.starts_with("apache-common") && !n.ends_with("-common"))
         .collect();
     names.sort();
-    let mut local = String::new();
-    for n in &names {
-        local.push_str(&format!(
-            "[t-{n}]\nenabled = true\nbackend = systemd\nfilter = {n}\n"
-        ));
-    }
-    fs::write(etc.join("jail.local"), local).unwrap();
-    let cfg = jails::read_config(&etc).unwrap();
     let (mut whole, mut partial, mut patterns, mut translated) = (0, 0, 0, 0);
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    for n in &names {
-        let jails::JailRead::Enabled(j) = jails::read_jail(&cfg, &etc, &format!("t-{n}")).unwrap()
-        else {
-            continue;
-        };
+    for (n, j) in stock_jails(d.path(), &names) {
         let f = j.filter.as_ref().unwrap();
         let mut p = import::translate::patterns(&f.def.cfg, &f.effective);
         let refused = import::filterfile::validate(&mut p);
@@ -633,29 +649,17 @@ fn translated_filters_agree_with_fail2bans_samples() {
     )
     .unwrap();
     let d = tempfile::tempdir().unwrap();
-    let etc = d.path().join("etc");
-    copy_dir(Path::new(ETC), &etc);
     let mut names: Vec<String> = fs::read_dir(logs)
         .unwrap()
         .flatten()
         .filter(|e| e.path().is_file())
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .filter(|n| etc.join(format!("filter.d/{n}.conf")).is_file())
+        .filter(|n| Path::new(ETC).join(format!("filter.d/{n}.conf")).is_file())
         .collect();
     names.sort();
-    let local: String = names
-        .iter()
-        .map(|n| format!("[t-{n}]\nenabled = true\nbackend = systemd\nfilter = {n}\n"))
-        .collect();
-    fs::write(etc.join("jail.local"), local).unwrap();
-    let cfg = jails::read_config(&etc).unwrap();
     let (mut agree, mut checked, mut filters) = (0usize, 0usize, 0usize);
     let mut wrong = Vec::new();
-    for n in &names {
-        let jails::JailRead::Enabled(j) = jails::read_jail(&cfg, &etc, &format!("t-{n}")).unwrap()
-        else {
-            continue;
-        };
+    for (n, j) in stock_jails(d.path(), &names) {
         let f = j.filter.as_ref().unwrap();
         let mut p = import::translate::patterns(&f.def.cfg, &f.effective);
         import::filterfile::validate(&mut p);
@@ -667,15 +671,15 @@ fn translated_filters_agree_with_fail2bans_samples() {
         {
             continue;
         }
-        let text = import::filterfile::translated(n, &[], &["_COMM=x".into()], &p);
-        let compiled = import::filterfile::check(n, &text)
+        let text = import::filterfile::translated(&n, &[], &["_COMM=x".into()], &p);
+        let compiled = import::filterfile::check(&n, &text)
             .unwrap()
             .compile(None)
             .unwrap();
         filters += 1;
         let mut pids = f2b::filter::PidCache::default();
         let mut expect: Option<serde_json::Value> = None;
-        for line in fs::read_to_string(logs.join(n)).unwrap().lines() {
+        for line in fs::read_to_string(logs.join(&n)).unwrap().lines() {
             if line.starts_with("# filterOptions") {
                 break; // other modes and log types follow
             }
@@ -898,11 +902,9 @@ fn fail2bans_ban_is_restored_by_f2bd() {
 
 #[test]
 fn stock_filters_edited_in_place_are_translated() {
-    if !fail2ban_or_skip("stock_filters_edited_in_place_are_translated") {
+    let Some((d, from)) = case("stock_filters_edited_in_place_are_translated", "increment") else {
         return;
-    }
-    let d = tempfile::tempdir().unwrap();
-    let from = etc(d.path(), "increment");
+    };
     // An edit of the packaged file itself (not a .local): dpkg's checksum tells.
     let f = from.join("filter.d/dropbear.conf");
     let mut text = fs::read_to_string(&f).unwrap();

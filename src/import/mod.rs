@@ -99,6 +99,9 @@ pub struct Outcome {
     /// f2b jails written enabled.
     pub enabled: Vec<String>,
     pub db: Option<database::Imported>,
+    /// The jails `f2b check` finds enabled in what was written (`None`: dry run, or it
+    /// failed, which the report says).
+    pub checked: Option<Vec<String>>,
 }
 
 /// Run the command: print the report; exit status 1 when something enabled is not carried
@@ -217,7 +220,7 @@ pub fn import(args: &ImportArgs, opts: &Options) -> Result<Outcome, ImportError>
             .push("Dry run: nothing was written.".to_string());
     } else {
         output::write(&args.to, &outcome.output, &mut report)?;
-        check(&args.to, &mut report);
+        outcome.checked = check(&args.to, &mut report);
         if let (Some(db), Some(state)) = (&outcome.db, state_dir(args)) {
             let mut store = Store::open(&state)?;
             store.commit(&db.commit)?;
@@ -255,25 +258,33 @@ fn state_dir(args: &ImportArgs) -> Option<PathBuf> {
     )
 }
 
-/// `f2b check` on what was written.
-fn check(to: &Path, report: &mut Report) {
+/// `f2b check` on what was written (built-in filters and the `filters/` beside it): the
+/// jails it enables.
+fn check(to: &Path, report: &mut Report) -> Option<Vec<String>> {
     let opts = LoadOptions {
         config: to.join("f2b.toml"),
         allow_missing: false,
-        filter_dirs: vec![to.join("filters")],
+        filter_dirs: Vec::new(),
         no_system_filters: true,
         default_text: None,
     };
     match config::load(&opts) {
-        Ok(s) => report.summary.push(format!(
-            "f2b check: OK ({} jail(s) enabled).",
-            s.enabled_jails().count()
-        )),
-        Err(e) => report.lost(
-            "configuration",
-            None,
-            format!("the written configuration does not pass f2b check: {e}"),
-        ),
+        Ok(s) => {
+            let enabled: Vec<String> = s.enabled_jails().map(|j| j.name.clone()).collect();
+            report.summary.push(format!(
+                "f2b check: OK ({} jail(s) enabled).",
+                enabled.len()
+            ));
+            Some(enabled)
+        }
+        Err(e) => {
+            report.lost(
+                "configuration",
+                None,
+                format!("the written configuration does not pass f2b check: {e}"),
+            );
+            None
+        }
     }
 }
 

@@ -38,27 +38,12 @@ fn problem(tag: &str, reason: &str) -> Problem {
     }
 }
 
-/// Group nesting depth at byte `at` of `re` (Python syntax, escapes and classes skipped).
+/// Group nesting depth at byte `at` of `re` (escapes and classes skipped).
 fn depth_at(re: &str, at: usize) -> usize {
-    let mut depth = 0usize;
-    let mut esc = false;
-    let mut class = false;
-    for (i, ch) in re.char_indices() {
-        if i >= at {
-            break;
-        }
-        match (esc, class, ch) {
-            (true, _, _) => esc = false,
-            (false, _, '\\') => esc = true,
-            (false, true, ']') => class = false,
-            (false, true, _) => {}
-            (false, false, '[') => class = true,
-            (false, false, '(') => depth += 1,
-            (false, false, ')') => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    depth
+    groups(re)
+        .iter()
+        .filter(|&&(o, c)| o < at && at < c)
+        .count()
 }
 
 /// Replace fail2ban's tags by f2b's (`<HOST>` `<ADDR>` `<IP4>` `<IP6>` stay; `<F-USER>` →
