@@ -111,7 +111,7 @@ pub struct JailDef {
     /// Where `enabled` was set to true.
     pub loc: Location,
     pub filter: Option<FilterUse>,
-    /// The jail's options (interpolated), those of [`JAIL_OPTS`] that are set.
+    /// The jail's options (interpolated): those fail2ban reads for a jail that are set.
     pub opts: BTreeMap<String, Value>,
     /// The jail's section (with `known/…` from the filter), to read more options from.
     pub cfg: Config,

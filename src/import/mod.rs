@@ -7,7 +7,8 @@
 //! [converted](convert): stock filters map to f2b's same-named filters and [modes](stock),
 //! custom or modified ones are [translated](translate) ([`pyregex`], [`tags`]) into
 //! [filter files](filterfile), [actions] become nftables bans, mail, abuseipdb or command
-//! actions, [`settings`] carry the counting keys and [`journalmatch`] the journal matches.
+//! actions ([`ports`] from the firewall ones), [`settings`] carry the counting keys and
+//! [`journalmatch`] the journal matches.
 //! The [database] becomes f2b state. Everything is said in the [report].
 
 pub mod actions;
@@ -22,6 +23,7 @@ pub mod interp;
 pub mod jails;
 pub mod journalmatch;
 pub mod output;
+pub mod ports;
 pub mod pyregex;
 pub mod reader;
 pub mod report;
