@@ -361,9 +361,9 @@ pub fn jail(
                 report.add(
                     Kind::Imported,
                     &subject,
-                    Some(&f.spec.loc),
+                    Some(&jail.loc),
                     format!(
-                        "filter {} → f2b's {}{}",
+                        "enabled; filter {} → f2b's {}{}",
                         f.name,
                         f.name,
                         fmode

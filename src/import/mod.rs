@@ -184,6 +184,17 @@ pub fn import(args: &ImportArgs, opts: &Options) -> Result<Outcome, ImportError>
             }
         }
     }
+    if let Some(v) = cfg.get("DEFAULT", "usedns", &Vars::new()).ok().flatten() {
+        let u = v.text.trim();
+        if !jails.is_empty() && !matches!(u, "no" | "raw") {
+            report.add(
+                Kind::Mapped,
+                "[DEFAULT]",
+                Some(&v.loc),
+                format!("usedns = {u}: f2b resolves no host names in log lines; <HOST> matches addresses"),
+            );
+        }
+    }
     // What [DEFAULT] said once is not repeated for every jail.
     let said: Vec<(Option<crate::location::Location>, String)> = report
         .items

@@ -100,7 +100,9 @@ impl Report {
             Kind::Translated,
             Kind::NotImported,
         ] {
-            let items: Vec<&Item> = self.items.iter().filter(|i| i.kind == kind).collect();
+            let mut items: Vec<&Item> = self.items.iter().filter(|i| i.kind == kind).collect();
+            // What holds for every jail ([DEFAULT]) first.
+            items.sort_by_key(|i| i.subject != "[DEFAULT]");
             if items.is_empty() {
                 continue;
             }
