@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::error::ImportError;
-use super::ini::{IniFile, Options, Value};
+use super::ini::{IniFile, Options};
 use crate::location::Location;
 
 /// The merged configuration of one name (`jail`, `filter.d/sshd`, `action.d/…`).
@@ -111,7 +111,8 @@ impl Config {
     }
 
     /// The raw value of `option` in `section` (falling back to `[DEFAULT]`).
-    pub fn raw(&self, section: &str, option: &str) -> Option<&Value> {
+    #[cfg(test)]
+    fn raw(&self, section: &str, option: &str) -> Option<&super::ini::Value> {
         self.sections
             .get(section)
             .and_then(|s| s.get(option))

@@ -87,10 +87,6 @@ impl Report {
         self.items.iter().any(|i| i.lost)
     }
 
-    pub fn count(&self, kind: Kind) -> usize {
-        self.items.iter().filter(|i| i.kind == kind).count()
-    }
-
     /// The report as text, grouped by kind.
     pub fn render(&self) -> String {
         let mut s = String::new();
