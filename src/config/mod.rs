@@ -369,7 +369,7 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
     if !opts.no_system_filters {
         filter_dirs.extend(FilterLibrary::default_dirs());
     }
-    filter_dirs.extend(beside_filters(&opts.config).filter(|d| !filter_dirs.contains(d)));
+    filter_dirs.extend(beside_filters(&opts.config));
     if let Some(d) = daemon.filter_dirs {
         filter_dirs.extend(d.into_inner().into_iter().map(PathBuf::from));
     }
@@ -425,10 +425,13 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
 }
 
 /// The `filters/` folder beside a root configuration file, searched for filters as `jail.d/`
-/// is for drop-ins (after the system directories).
+/// is for drop-ins (after the system directories; `None` when it is one of them).
 pub fn beside_filters(config: &Path) -> Option<PathBuf> {
-    (!config.as_os_str().is_empty())
-        .then(|| config.parent().unwrap_or(Path::new(".")).join("filters"))
+    if config.as_os_str().is_empty() {
+        return None;
+    }
+    let dir = config.parent().unwrap_or(Path::new(".")).join("filters");
+    (!FilterLibrary::default_dirs().contains(&dir)).then_some(dir)
 }
 
 /// Jail names appear in nftables set names and D-Bus object paths: keep them plain.
