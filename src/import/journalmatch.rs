@@ -23,7 +23,7 @@ pub struct Matches {
 }
 
 /// Fields journald sets itself (a client cannot forge them).
-const TRUSTED: &[&str] = &["_SYSTEMD_UNIT", "_SYSTEMD_USER_UNIT", "_COMM"];
+const TRUSTED: &[&str] = &["_SYSTEMD_UNIT", "_SYSTEMD_USER_UNIT", "_COMM", "_UID"];
 
 /// Where unit files are looked for, to add the service's unit to untrusted matches.
 pub fn default_unit_dirs() -> Vec<PathBuf> {

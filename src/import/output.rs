@@ -252,3 +252,75 @@ pub fn write(to: &Path, out: &Output, report: &mut Report) -> Result<(), ImportE
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::actions::Notify;
+    use crate::import::convert::OutJail;
+    use crate::location::Location;
+
+    fn jail(name: &str, left_out: Option<&str>, notify: Vec<Notify>) -> OutJail {
+        let loc = Location::new("jail.local", 3);
+        let mut keys = Keys::default();
+        keys.keys.insert("maxretry", (3.into(), loc.clone()));
+        keys.keys.insert("bantime", ("1h".into(), loc.clone()));
+        OutJail {
+            name: name.into(),
+            from: name.into(),
+            loc,
+            source: vec![("enabled", true.into()), ("filter", "sshd".into())],
+            keys,
+            notify,
+            left_out: left_out.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn writes_toml_with_shared_actions_and_commented_jails() {
+        let mut mail = toml::Table::new();
+        mail.insert("type".into(), "mail".into());
+        mail.insert("to".into(), "root@example.org".into());
+        let notify = |secret: Option<(String, String)>| Notify {
+            from: "sendmail-whois".into(),
+            loc: Location::new("jail.local", 9),
+            hint: "mail".into(),
+            table: mail.clone(),
+            secret,
+        };
+        let mut defaults = Keys::default();
+        defaults
+            .keys
+            .insert("bantime", ("1h".into(), Location::new("jail.conf", 1)));
+        let jails = vec![
+            jail("a", None, vec![notify(None)]),
+            jail(
+                "b",
+                None,
+                vec![notify(None), notify(Some(("k".into(), "s3cret".into())))],
+            ),
+            jail("c", Some("look-around"), vec![]),
+        ];
+        let out = render(
+            Path::new("/etc/fail2ban"),
+            Path::new("/out"),
+            &defaults,
+            &jails,
+            &BTreeMap::new(),
+        );
+        let t: toml::Table = toml::from_str(&out.config).unwrap();
+        let j = t["jail"].as_table().unwrap();
+        assert_eq!(j.keys().collect::<Vec<_>>(), vec!["a", "b"]);
+        assert!(
+            !j["a"].as_table().unwrap().contains_key("bantime"),
+            "same as [defaults]"
+        );
+        assert_eq!(j["a"]["actions"].as_array().unwrap().len(), 1);
+        assert_eq!(j["b"]["actions"].as_array().unwrap().len(), 2);
+        let a = t["action"].as_table().unwrap();
+        assert_eq!(a.len(), 2);
+        assert_eq!(a["mail-2"]["key_file"].as_str(), Some("/out/mail-2-k"));
+        assert_eq!(out.secrets["mail-2-k"], "s3cret");
+        assert!(out.config.contains("# [jail.c] NOT IMPORTED: look-around"));
+    }
+}

@@ -66,6 +66,14 @@ fn one(pre: Option<&Prefix>, text: &str) -> Result<(String, TagInfo), Problem> {
     Ok((rust, info))
 }
 
+/// Does a pattern spell out a syslog prefix (`ident[pid]:`) instead of leaving it to
+/// `__prefix_line`?
+fn syslog_prefix(re: &str) -> bool {
+    ["\\[[0-9]+\\]:", "\\[[0-9]+\\]?:", "\\[[0-9]*\\]:"]
+        .iter()
+        .any(|p| re.contains(p))
+}
+
 /// Translate a filter.
 pub fn patterns(cfg: &Config, eff: &Effective) -> Patterns {
     let mut out = Patterns::default();
@@ -123,6 +131,9 @@ pub fn patterns(cfg: &Config, eff: &Effective) -> Patterns {
         };
         if info.session_markers {
             note_once(&mut out, &v.loc, "<F-MLFFORGET>/<F-MLFGAINED> session markers have no f2b equivalent: a session's address is kept for its process (_PID) for an hour");
+        }
+        if pre.is_none() && syslog_prefix(&rust) {
+            note_once(&mut out, &v.loc, "a failregex seems to match a syslog prefix (program[pid]:) itself, not through %(__prefix_line)s; f2b matches the message alone: check it with f2b test");
         }
         if info.cidr {
             note_once(&mut out, &v.loc, "<CIDR>/<SUBNET>: the prefix length in the line is matched but not used; f2b bans the address (see ipv4_prefix/ipv6_prefix)");
@@ -240,6 +251,11 @@ mod tests {
         assert_eq!(p.problems.len(), 1);
         assert_eq!(p.problems[0].0.to_string(), "filter.d/x.conf:3");
         assert!(p.problems[0].1.contains("look-around"), "{:?}", p.problems);
+        let p = patterns(&cfg, &eff(None, &[r"^\S+ app\[\d+\]: bad <HOST>$"], &[]));
+        assert!(
+            p.notes.iter().any(|(_, n)| n.contains("syslog prefix")),
+            "{p:?}"
+        );
         // No <HOST> and no session by process: cannot count.
         let p = patterns(&cfg, &eff(None, &[r"^user <F-ID>\S+</F-ID> failed"], &[]));
         assert_eq!(p.problems.len(), 1, "{p:?}");
