@@ -18,6 +18,7 @@ PKGS=(
   dovecot-imapd vsftpd nginx apache2 apache2-utils dropbear-bin      # real services in filter tests
   mmdebstrap systemd-container                                       # system test: Debian 12 booted under systemd-nspawn
   man-db binutils                                                    # man pages rendered in tests; objcopy for cargo-deb's dbgsym
+  fail2ban python3-systemd                                           # f2b import-fail2ban: Debian's /etc/fail2ban, fail2ban-server and its database
 )
 missing=()
 for p in "${PKGS[@]}"; do

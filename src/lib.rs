@@ -50,6 +50,7 @@ pub mod dbus;
 pub mod engine;
 pub mod filter;
 pub mod firewall;
+pub mod import;
 pub mod jail;
 pub mod location;
 pub mod logging;

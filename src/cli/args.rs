@@ -59,6 +59,19 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
+    /// The filter directories: the system's (unless --no-system-filters), the `filters/`
+    /// folder beside --config, then every --filter-dir.
+    pub fn filter_dirs(&self) -> Vec<PathBuf> {
+        let mut d = if self.filters.no_system_filters {
+            Vec::new()
+        } else {
+            FilterLibrary::default_dirs()
+        };
+        d.extend(self.config.as_deref().and_then(config::beside_filters));
+        d.extend(self.filters.filter_dirs.iter().cloned());
+        d
+    }
+
     /// How to load the configuration, with the system's service names.
     pub fn load_options(&self, services: Services) -> LoadOptions {
         LoadOptions {
@@ -102,6 +115,20 @@ pub enum Cmd {
 /// The commands that work without the daemon.
 #[derive(Debug, Subcommand)]
 pub enum LocalCmd {
+    /// Turn a fail2ban setup (jails, filters, actions, bans) into an f2b configuration and
+    /// state; prints what was imported, mapped, translated or not (exit status 1 when
+    /// something enabled is not carried over).
+    ///
+    /// Reads fail2ban's files by fail2ban's rules (jail.conf, jail.d/*.conf, jail.local,
+    /// jail.d/*.local, includes, interpolation) and writes DIR/f2b.toml, with each setting's
+    /// fail2ban file and line, DIR/filters/ for filters translated from fail2ban's (a filter
+    /// that needs look-around or back-references is reported with its file and line and its
+    /// jail left out), and DIR/import-report.txt. Stock filters map to f2b's same-named ones.
+    /// With --db or --state-dir, the bans fail2ban holds (remaining time, ban count) and its
+    /// recent ban history go into f2b's state, which f2bd restores at start. Existing files
+    /// are kept as NAME.before-import. Stop fail2ban first; check the result with
+    /// f2b check --config DIR/f2b.toml.
+    ImportFail2ban(crate::import::ImportArgs),
     /// Validate the configuration and filters without running anything.
     Check {
         #[command(flatten)]

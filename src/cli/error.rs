@@ -52,6 +52,8 @@ pub enum CliError {
     Filter(#[from] FilterError),
     #[error(transparent)]
     Test(#[from] TestError),
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
     #[error("unknown filter {0:?} (see `f2b filters`)")]
     UnknownFilter(String),
     #[error("filter {0} has no built-in samples")]
@@ -144,7 +146,9 @@ impl CliError {
     /// Standard output was closed by its reader (`f2b … | head`): not worth a message.
     pub fn is_broken_pipe(&self) -> bool {
         match self {
-            CliError::Output(e) | CliError::Test(TestError::Output(e)) => {
+            CliError::Output(e)
+            | CliError::Test(TestError::Output(e))
+            | CliError::Import(crate::import::ImportError::Output(e)) => {
                 e.kind() == io::ErrorKind::BrokenPipe
             }
             _ => false,

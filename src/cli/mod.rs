@@ -68,6 +68,7 @@ fn local_command(cmd: LocalCmd, out: &mut dyn Write) -> Result<u8, CliError> {
     match cmd {
         LocalCmd::Check { config, out: o } => offline::check(&config, o.json, out)?,
         LocalCmd::Test(a) => return test::run(&a, out),
+        LocalCmd::ImportFail2ban(a) => return Ok(crate::import::run(&a, out)?),
         LocalCmd::Filters { filters, out: o } => offline::filters(&filters, o.json, out)?,
         LocalCmd::Firewall { cmd } => offline::firewall(&cmd, out)?,
         LocalCmd::Completions { shell } => offline::completions(shell, out)?,

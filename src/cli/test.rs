@@ -26,7 +26,7 @@ pub fn run(a: &TestArgs, out: &mut dyn Write) -> Result<u8, CliError> {
     let def = if fname.ends_with(".toml") || fname.contains('/') {
         FilterLibrary::load_file(Path::new(fname))?
     } else {
-        let lib = FilterLibrary::load(&a.config.filters.dirs())?;
+        let lib = FilterLibrary::load(&a.config.filter_dirs())?;
         lib.get(fname)
             .cloned()
             .ok_or_else(|| CliError::UnknownFilter(fname.to_string()))?

@@ -21,7 +21,7 @@ mod raw;
 mod settings;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Moved to [`crate::system::local_addresses`] (the configuration does not read the system);
@@ -84,6 +84,16 @@ pub fn load_str(name: &str, text: &str, opts: &LoadOptions) -> Result<Settings, 
         }],
         opts,
     )
+}
+
+/// The `filters/` folder beside a root configuration file, searched for filters as `jail.d/`
+/// is for drop-ins (after the system directories; `None` when it is one of them).
+pub fn beside_filters(config: &Path) -> Option<PathBuf> {
+    if config.as_os_str().is_empty() {
+        return None;
+    }
+    let dir = config.parent().unwrap_or(Path::new(".")).join("filters");
+    (!FilterLibrary::default_dirs().contains(&dir)).then_some(dir)
 }
 
 /// Jail names appear in nftables set names and D-Bus object paths: keep them plain
@@ -167,6 +177,7 @@ fn daemon(m: &Merged, opts: &LoadOptions, problems: &mut Problems) -> DaemonConf
     if !opts.no_system_filters {
         filter_dirs.extend(FilterLibrary::default_dirs());
     }
+    filter_dirs.extend(beside_filters(&opts.config));
     if let Some(d) = &m.daemon.filter_dirs {
         filter_dirs.extend(d.v.iter().map(PathBuf::from));
     }
