@@ -23,7 +23,7 @@ fn fixture() -> String {
 /// Counted failures per address, and the lines of other programs, for `sshd:MODE`.
 fn counted(mode: &str) -> (BTreeMap<String, usize>, u64) {
     let out = Command::new(env!("CARGO_BIN_EXE_f2b"))
-        .args(["--no-system-filters", "test", "--json"])
+        .args(["test", "--no-system-filters", "--json"])
         .arg(format!("sshd:{mode}"))
         .arg(fixture())
         .output()

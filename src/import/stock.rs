@@ -15,19 +15,12 @@ pub const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 /// fail2ban modes whose f2b name or meaning differs: (filter, fail2ban mode, f2b mode, what
 /// changes). Modes not listed map to the same name when the f2b filter has it.
 const MODES: &[(&str, &str, &str, &str)] = &[
-    ("sshd", "extra", "aggressive", "f2b's sshd has no extra mode; its aggressive mode has extra's patterns and ddos's too"),
-    ("postfix", "more", "more", "f2b's postfix more = SASL failures + rejects; RBL rejects are f2b's rbl mode"),
-    ("postfix", "normal", "more", "fail2ban's postfix normal (rejects) is f2b's more, which also counts SASL failures"),
     ("postfix", "auth", "normal", "fail2ban's postfix auth (SASL failures) is f2b's normal"),
-    ("postfix", "extra", "more", "fail2ban's postfix extra (auth + normal) is f2b's more"),
-    ("postfix", "errors", "ddos", "fail2ban's postfix errors (too many errors) is part of f2b's ddos"),
-    ("dovecot", "aggressive", "normal", "fail2ban's dovecot aggressive also counts disconnects without an authentication attempt; f2b's dovecot filter does not"),
+    ("postfix", "normal", "rejects", "fail2ban's postfix normal (rejects) is f2b's rejects"),
+    ("postfix", "extra", "more", "fail2ban's postfix extra (auth + normal) is f2b's more (SASL failures, rejects and RBL rejects)"),
     ("nginx-http-auth", "auth", "normal", "fail2ban's auth is f2b's normal"),
     ("nginx-http-auth", "fallback", "normal", "TLS handshake failures (fail2ban's fallback) are not in f2b's nginx-http-auth"),
     ("nginx-http-auth", "aggressive", "normal", "TLS handshake failures (fail2ban's fallback) are not in f2b's nginx-http-auth; f2b's aggressive means requests without credentials"),
-    ("exim", "normal", "more", "fail2ban's exim normal (rejects and AUTH failures) is f2b's more"),
-    ("exim", "aggressive", "more", "fail2ban's exim normal (rejects and AUTH failures) is f2b's more; \"no host name found\" lines are not counted"),
-    ("sendmail-reject", "extra", "aggressive", "fail2ban's extra is f2b's aggressive"),
     ("traefik-auth", "ddos", "aggressive", "f2b's traefik-auth has no ddos mode; aggressive counts 401s with and without a user"),
 ];
 
@@ -152,14 +145,19 @@ mod tests {
             map_mode(&lib, "sshd", Some("normal")),
             (Some("normal".into()), None)
         );
-        let (m, note) = map_mode(&lib, "sshd", Some("extra"));
-        assert_eq!(m.as_deref(), Some("aggressive"));
-        assert!(note.is_some());
+        assert_eq!(
+            map_mode(&lib, "sshd", Some("extra")),
+            (Some("extra".into()), None)
+        );
         assert_eq!(
             map_mode(&lib, "postfix", Some("auth")).0.as_deref(),
             Some("normal")
         );
-        assert_eq!(map_mode(&lib, "dropbear", Some("normal")), (None, None));
+        assert_eq!(
+            map_mode(&lib, "postfix", Some("normal")).0.as_deref(),
+            Some("rejects")
+        );
+        assert_eq!(map_mode(&lib, "cyrus-imap", Some("normal")), (None, None));
         let (m, note) = map_mode(&lib, "squid", Some("weird"));
         assert_eq!(m.as_deref(), Some("normal"));
         assert!(note.unwrap().contains("weird"));

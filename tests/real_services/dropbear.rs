@@ -62,7 +62,7 @@ fn wrong_password(user: &str, host: &str) -> Act {
 }
 
 fn attacks(_: &Lab) -> Vec<Attack> {
-    let one = [("(default)", Want::AtLeast(1))];
+    let one = [("normal", Want::AtLeast(1))];
     vec![
         Attack::new(
             "wrong password",

@@ -1,4 +1,4 @@
-//! OpenSSH's sshd (filter `sshd`: modes normal, ddos, aggressive), with PAM, attacked with the
+//! OpenSSH's sshd (filter `sshd`: modes normal, ddos, extra, aggressive), with PAM, attacked with the
 //! OpenSSH client and raw TCP probes.
 
 use std::process::Command;
@@ -108,9 +108,21 @@ fn keys_to(lab: &Lab, files: &[&str], user: &str, host: &str, login: bool) -> Ac
 }
 
 fn attacks(lab: &Lab) -> Vec<Attack> {
-    use Want::AtLeast;
-    let all_none = [("normal", NONE), ("ddos", NONE), ("aggressive", NONE)];
-    let normal = |n| [("normal", AtLeast(n)), ("ddos", NONE)];
+    use Want::{AtLeast, Exactly};
+    let all_none = [
+        ("normal", NONE),
+        ("ddos", NONE),
+        ("extra", NONE),
+        ("aggressive", NONE),
+    ];
+    // One connection with one failed attempt counts once, whatever the user name (the
+    // "Invalid user" line and the "Failed password for invalid user" line are one attempt).
+    let once = [
+        ("normal", Exactly(1)),
+        ("ddos", Exactly(1)),
+        ("extra", AtLeast(1)),
+        ("aggressive", AtLeast(1)),
+    ];
     let (srv, _) = server(22);
     let probe = |probe| Act::Probe { to: srv, probe };
     let probed = [
@@ -136,49 +148,45 @@ fn attacks(lab: &Lab) -> Vec<Attack> {
             "wrong password",
             ATK4,
             password("root", Pair::SRV4, "password", &[]),
-            &[
-                ("normal", AtLeast(1)),
-                ("aggressive", AtLeast(1)),
-                ("ddos", NONE),
-            ],
+            &once,
         ),
         // The address is per line, not per run.
         Attack::new(
             "wrong password from a second address",
             Pair::ATK4_B,
             password("root", Pair::SRV4, "password", &["-b", Pair::ATK4_B]),
-            &normal(1),
+            &once,
         ),
         Attack::new(
             "wrong password over IPv6",
             ATK6,
             password("root", Pair::SRV6, "password", &[]),
-            &normal(1),
+            &once,
         ),
-        // "Invalid user" + "Failed password for invalid user".
+        // "Invalid user" + "Failed password for invalid user": one attempt.
         Attack::new(
             "invalid user",
             ATK4,
             password("admin", Pair::SRV4, "password", &[]),
-            &normal(2),
+            &once,
         ),
         Attack::new(
             "invalid user with an address in its name",
             ATK4,
             password("x from 10.9.8.7 port 22", Pair::SRV4, "password", &[]),
-            &normal(2),
+            &once,
         ),
         Attack::new(
             "keyboard-interactive/pam",
             ATK4,
             password("root", Pair::SRV4, "keyboard-interactive", &[]),
-            &normal(2),
+            &once,
         ),
         Attack::new(
             "keyboard-interactive/pam, invalid user",
             ATK4,
             password("oracle", Pair::SRV4, "keyboard-interactive", &[]),
-            &normal(2),
+            &once,
         ),
         // MaxAuthTries (3) exceeded: four wrong keys on one connection: "maximum
         // authentication attempts exceeded" + "Disconnecting … Too many authentication
@@ -188,9 +196,11 @@ fn attacks(lab: &Lab) -> Vec<Attack> {
             ATK4,
             keys(lab, &["k1", "k2", "k3", "k4"], "root", false),
             &[
-                ("normal", AtLeast(2)),
+                // Failed keys of a valid user count in aggressive only; normal counts the
+                // session once.
+                ("normal", Exactly(1)),
+                ("ddos", Exactly(1)),
                 ("aggressive", AtLeast(2)),
-                ("ddos", NONE),
             ],
         )
         .logged("Disconnecting authenticating user root "),
@@ -198,36 +208,33 @@ fn attacks(lab: &Lab) -> Vec<Attack> {
             "maximum authentication attempts, invalid user",
             ATK4,
             keys(lab, &["k1", "k2", "k3", "k4"], "guest", false),
-            &[
-                ("normal", AtLeast(2)),
-                ("aggressive", AtLeast(2)),
-                ("ddos", NONE),
-            ],
+            &once,
         )
         .logged("Disconnecting invalid user guest "),
         Attack::new(
             "DenyUsers",
             ATK4,
             password("nobody", Pair::SRV4, "password", &[]),
-            &normal(2),
+            &once,
         ),
         // A wrong key for a valid user: aggressive only (a client may offer several keys).
         Attack::new(
             "wrong key",
             ATK4,
             keys(lab, &["badkey"], "root", false),
-            &[("aggressive", AtLeast(1)), ("normal", NONE), ("ddos", NONE)],
+            // ddos counts the session closed during authentication.
+            &[
+                ("aggressive", AtLeast(1)),
+                ("normal", NONE),
+                ("ddos", Exactly(1)),
+            ],
         ),
         // A wrong key for an invalid user: "Invalid user" counts.
         Attack::new(
             "wrong key, invalid user",
             ATK4,
             keys(lab, &["badkey"], "guest", false),
-            &[
-                ("normal", AtLeast(1)),
-                ("aggressive", AtLeast(2)),
-                ("ddos", NONE),
-            ],
+            &once,
         ),
         // Probes: ddos and aggressive, never normal.
         Attack::new(
@@ -260,7 +267,13 @@ fn attacks(lab: &Lab) -> Vec<Attack> {
                 password: None,
                 login: false,
             },
-            &[("ddos", AtLeast(1)), ("normal", NONE)],
+            // A client that cannot agree on algorithms: extra and aggressive.
+            &[
+                ("extra", AtLeast(1)),
+                ("aggressive", AtLeast(1)),
+                ("normal", NONE),
+                ("ddos", NONE),
+            ],
         ),
     ]
 }
