@@ -159,6 +159,7 @@ fn main() {
                     end_us: Some(now + 3_600_000_000),
                     count: 1,
                     failures: 5,
+                    origin: Default::default(),
                 })
                 .collect();
             s.commit(&Commit { bans_added: bans, ..Default::default() }).unwrap();

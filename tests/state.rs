@@ -53,7 +53,11 @@ async fn restart_resumes_after_the_cursor_and_restores_bans() {
     let mut r = common::start_stored(settings(CFG), dir.path(), StartAt::Head, true, store, snap);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let j = r.handle.call(Command::ListJails).await.unwrap();
-    assert_eq!((j[0].total_failed, j[0].currently_banned), (0, 2));
+    // The totals of the two runs before (5 + 1 failures, 2 bans), nothing counted again.
+    assert_eq!(
+        (j[0].total_failed, j[0].total_banned, j[0].currently_banned),
+        (6, 2, 2)
+    );
     assert!(r
         .bans_until_quiet(Duration::from_millis(300))
         .await
@@ -91,6 +95,51 @@ async fn restart_resumes_after_the_cursor_and_restores_bans() {
     let b = bans.iter().find(|b| b.address == "198.51.100.2").unwrap();
     assert_eq!(b.count, 2);
     assert!((b.end_us - b.start_us) / S >= 2 * 86_400 - 1, "{b:?}");
+    r.shutdown().await;
+}
+
+/// "BANNED 1, TOTAL BANNED 0" after a restart (issue 10): the totals of failures and bans
+/// are stored with the decisions and come back at start, as do the open windows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totals_are_not_reset_by_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let t = now_us() - 600 * S;
+    append(
+        dir.path(),
+        "x.journal",
+        vec![
+            fail(t, "198.51.100.7"),
+            fail(t + 1, "198.51.100.7"),
+            fail(t + 2, "198.51.100.7"),
+            fail(t + 3, "198.51.100.8"),
+        ],
+    );
+    let mut r = with_store(dir.path(), state.path(), StartAt::Head);
+    assert_eq!(r.next_ban(10).await.1, "198.51.100.7");
+    r.task.await.unwrap().unwrap();
+    let (store, snap) = StoreHandle::spawn(state.path()).unwrap();
+    let mut r = common::start_stored(settings(CFG), dir.path(), StartAt::Head, true, store, snap);
+    let j = r.handle.call(Command::ListJails).await.unwrap();
+    assert_eq!(
+        (j[0].total_failed, j[0].total_banned, j[0].currently_banned),
+        (4, 1, 1)
+    );
+    // .8 has one failure in its restored window: two more ban it.
+    append(
+        dir.path(),
+        "x.journal",
+        vec![
+            fail(now_us(), "198.51.100.8"),
+            fail(now_us(), "198.51.100.8"),
+        ],
+    );
+    assert_eq!(r.next_ban(10).await.1, "198.51.100.8");
+    let j = r.handle.call(Command::ListJails).await.unwrap();
+    assert_eq!(
+        (j[0].total_failed, j[0].total_banned, j[0].currently_banned),
+        (6, 2, 2)
+    );
     r.shutdown().await;
 }
 
@@ -190,20 +239,32 @@ fn kill9_at_random_points_loses_nothing_and_counts_nothing_twice() {
             .iter()
             .map(|b| {
                 format!(
-                    "{} {} {} {:?} {} {}",
-                    b.jail, b.net, b.start_us, b.end_us, b.count, b.failures
+                    "{} {} {} {:?} {} {} {}",
+                    s.jail(b.jail),
+                    b.net,
+                    b.start_us,
+                    b.end_us,
+                    b.count,
+                    b.failures,
+                    b.origin
                 )
             })
             .collect();
         let hist: BTreeSet<String> = s
             .history
             .iter()
-            .map(|(n, j, t)| format!("{n} {j} {t}"))
+            .map(|h| format!("{} {} {} {}", h.net, s.jail(h.jail), h.t_us, h.origin))
             .collect();
-        (bans, hist, s.windows.len(), s.cursor)
+        (
+            bans,
+            hist,
+            s.windows.len(),
+            s.cursor.clone(),
+            s.totals_of("ssh"),
+        )
     };
-    let (rb, rh, rw, rc) = snap(reference.path());
-    let (cb, ch, cw, cc) = snap(crashed.path());
+    let (rb, rh, rw, rc, rt) = snap(reference.path());
+    let (cb, ch, cw, cc, ct) = snap(crashed.path());
     eprintln!("{kills} kills; reference: {} bans", rb.len());
     assert!(
         kills >= 3,
@@ -225,6 +286,9 @@ fn kill9_at_random_points_loses_nothing_and_counts_nothing_twice() {
         diff(&rh, &ch)
     );
     assert_eq!((rw, rc), (cw, cc));
+    // Totals are in the same transactions as the decisions: none lost, none doubled.
+    assert_eq!(rt.failed, 12_000);
+    assert_eq!((rt.banned, rt), (4_000, ct));
     if let (Some(a), Some(b)) = (&ref_ns, &crash_ns) {
         use f2b::firewall::Firewall;
         let kernel = |ns: &support::NetNs| -> BTreeSet<String> {

@@ -167,8 +167,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         (None, None)
     } else {
         let dir = settings.daemon.state_dir.clone();
-        let (h, snap) =
-            tokio::task::spawn_blocking(move || f2b::store::StoreHandle::spawn(&dir)).await??;
+        let (h, snap, recovered) =
+            tokio::task::spawn_blocking(move || f2b::store::StoreHandle::spawn_or_recover(&dir))
+                .await??;
+        if let Some(r) = &recovered {
+            // Keep protecting on an empty state; say so loudly (the cause and the kept file).
+            error!(F2B_STATE_MOVED_TO = %r.moved_to.display(), "{r}");
+        }
         info!(
             bans = snap.bans.len(),
             cursor = snap.cursor.is_some(),

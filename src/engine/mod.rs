@@ -29,10 +29,10 @@ use crate::config::{
     self, format_duration, BanTime, JailConfig, JailSource, LoadOptions, Settings,
 };
 use crate::firewall::{Change, FirewallHandle};
-use crate::jail::{usecs, ActiveBan, BanDecision, History, Jail, Verdict};
+use crate::jail::{usecs, ActiveBan, BanDecision, Counters, History, Jail, Verdict};
 use crate::logging::{MSGID_BAN, MSGID_RELOAD, MSGID_RESTORE, MSGID_UNBAN};
 use crate::source::{self, Batch, Route, RouteStats, SourceConfig, SourceEvent, StartAt};
-use crate::store::{Commit, Snapshot, StoreHandle, StoredBan};
+use crate::store::{Commit, HistoryEntry, Origin, Snapshot, StoreHandle, StoredBan, Totals};
 
 /// How often old history and expired rows are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -320,7 +320,9 @@ impl Engine {
         }
         let mut decisions = Vec::new();
         let mut touched = Vec::new();
-        let mut windows: Vec<(String, IpNet)> = Vec::new();
+        // Windows that counted failures in this batch: how many each.
+        let mut windows: BTreeMap<(String, IpNet), usize> = BTreeMap::new();
+        let totals_before = self.counters();
         for hit in &b.hits {
             let Some(name) = names.get(hit.route) else {
                 continue;
@@ -333,7 +335,11 @@ impl Engine {
                 self.journal_us = hit.time_us;
             }
             let verdict = jail.failure(hit.addr, hit.time_us, &hit.message, &self.history);
-            windows.push((name.clone(), jail.key(hit.addr)));
+            if matches!(verdict, Verdict::Counted { .. } | Verdict::Ban(_)) {
+                *windows
+                    .entry((name.clone(), jail.key(hit.addr)))
+                    .or_default() += 1;
+            }
             match &verdict {
                 Verdict::Counted { failures, needed } => debug!(
                     F2B_JAIL = %name, F2B_ADDRESS = %hit.addr,
@@ -366,33 +372,35 @@ impl Engine {
             for w in self.watchers_of(&d.jail) {
                 let jail = self.jails.get_mut(&w).expect("watcher exists");
                 let line = format!("[{}] Ban {}", d.jail, d.net);
-                if let Verdict::Ban(rd) =
-                    jail.failure(d.net.addr(), d.start_us, &line, &self.history)
-                {
+                let verdict = jail.failure(d.net.addr(), d.start_us, &line, &self.history);
+                if matches!(verdict, Verdict::Counted { .. } | Verdict::Ban(_)) {
+                    *windows
+                        .entry((w.clone(), jail.key(d.net.addr())))
+                        .or_default() += 1;
+                }
+                if let Verdict::Ban(rd) = verdict {
                     decisions.push(rd);
                 }
             }
             i += 1;
         }
-        // Persist decisions, open windows and the cursor in one transaction before enforcing.
+        // Persist decisions, what changed in the windows, the totals and the cursor in one
+        // transaction before enforcing.
         if self.opts.store.is_some() && b.entries > 0 {
-            windows.sort();
-            windows.dedup();
             let mut c = Commit {
                 cursor: self.cursor.clone(),
+                totals_added: self.totals_since(&totals_before),
                 ..Default::default()
             };
-            for (jail, net) in windows {
+            for ((jail, net), new) in windows {
                 match self.jails.get(&jail).and_then(|j| j.window_of(&net)) {
-                    Some(times) => c
-                        .windows_set
-                        .push((jail, net, times.iter().copied().collect())),
+                    Some(times) => c.sync_window(&jail, net, times.iter().copied(), new),
                     None => c.windows_cleared.push((jail, net)),
                 }
             }
             for d in &decisions {
-                c.bans_added.push(stored(d));
-                c.history_added.push((d.net, d.jail.clone(), d.start_us));
+                c.bans_added.push(stored(d, Origin::Local));
+                c.history_added.push(history_entry(d, Origin::Local));
             }
             self.persist(c, false).await;
         }
@@ -409,6 +417,33 @@ impl Engine {
             self.handle.publish(Event::CountersChanged(touched));
             self.update_status();
         }
+    }
+
+    /// Every jail's counters now (to persist what a batch added to them).
+    fn counters(&self) -> Vec<(String, Counters)> {
+        self.jails
+            .values()
+            .map(|j| (j.name().to_string(), j.counters))
+            .collect()
+    }
+
+    /// What each jail's counters gained since `before` (jails without change left out).
+    fn totals_since(&self, before: &[(String, Counters)]) -> Vec<(String, Totals)> {
+        self.jails
+            .values()
+            .filter_map(|j| {
+                let b = before
+                    .iter()
+                    .find(|(n, _)| n == j.name())
+                    .map_or(Counters::default(), |(_, c)| *c);
+                let t = Totals {
+                    failed: j.counters.total_failed.saturating_sub(b.total_failed),
+                    banned: j.counters.total_banned.saturating_sub(b.total_banned),
+                    ignored: j.counters.ignored.saturating_sub(b.ignored),
+                };
+                (!t.is_zero()).then(|| (j.name().to_string(), t))
+            })
+            .collect()
     }
 
     fn watchers_of(&self, jail: &str) -> Vec<String> {
@@ -593,14 +628,21 @@ impl Engine {
     }
 
     /// Bring back bans, history and open windows; re-apply the bans in one firewall pass.
-    async fn restore_snapshot(&mut self, snap: Snapshot) {
+    async fn restore_snapshot(&mut self, mut snap: Snapshot) {
         let started = std::time::Instant::now();
-        for (net, jail, t) in &snap.history {
-            self.history.record(*net, jail, *t);
+        for h in &snap.history {
+            self.history.record(h.net, snap.jail(h.jail), h.t_us);
         }
-        for (jail, net, times) in snap.windows {
-            if let Some(j) = self.jails.get_mut(&jail) {
-                j.restore_window(net, times);
+        for w in std::mem::take(&mut snap.windows) {
+            if let Some(j) = self.jails.get_mut(snap.jail(w.jail)) {
+                j.restore_window(w.net, w.times);
+            }
+        }
+        for (id, t) in &snap.totals {
+            if let Some(j) = self.jails.get_mut(snap.jail(*id)) {
+                j.counters.total_failed += t.failed;
+                j.counters.total_banned += t.banned;
+                j.counters.ignored += t.ignored;
             }
         }
         let mut changes = Vec::new();
@@ -612,9 +654,10 @@ impl Engine {
                 count: b.count,
                 failures: b.failures,
             };
-            match self.restore(&b.jail, b.net, ban) {
+            let jail = snap.jail(b.jail);
+            match self.restore(jail, b.net, ban) {
                 Some(c) => changes.push(c),
-                None => gone.push((b.jail.clone(), b.net)),
+                None => gone.push((jail.to_string(), b.net)),
             }
         }
         let n = changes.len();
@@ -915,10 +958,19 @@ impl Engine {
         let d = j.manual_ban(net, now, duration.map(BanTime::For), &self.history);
         let end = d.end_us.unwrap_or(0);
         self.history.record(d.net, &d.jail, d.start_us);
+        // The caller's uid does not reach the engine yet.
+        let origin = Origin::Manual { uid: None };
         let c = Commit {
-            bans_added: vec![stored(&d)],
-            history_added: vec![(d.net, d.jail.clone(), d.start_us)],
+            bans_added: vec![stored(&d, origin.clone())],
+            history_added: vec![history_entry(&d, origin)],
             windows_cleared: vec![(d.jail.clone(), d.net)],
+            totals_added: vec![(
+                d.jail.clone(),
+                Totals {
+                    banned: 1,
+                    ..Totals::default()
+                },
+            )],
             ..Default::default()
         };
         self.persist(c, true).await;
@@ -1136,7 +1188,7 @@ impl Engine {
     }
 }
 
-fn stored(d: &BanDecision) -> StoredBan {
+fn stored(d: &BanDecision, origin: Origin) -> StoredBan {
     StoredBan {
         jail: d.jail.clone(),
         net: d.net,
@@ -1144,6 +1196,16 @@ fn stored(d: &BanDecision) -> StoredBan {
         end_us: d.end_us,
         count: d.count,
         failures: d.failures,
+        origin,
+    }
+}
+
+fn history_entry(d: &BanDecision, origin: Origin) -> HistoryEntry {
+    HistoryEntry {
+        net: d.net,
+        jail: d.jail.clone(),
+        t_us: d.start_us,
+        origin,
     }
 }
 
