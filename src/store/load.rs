@@ -50,11 +50,31 @@ fn for_each_row(
     Ok(())
 }
 
+/// SQLite's page cache during a load, KiB: a load reads each page once, so caching them
+/// would only hold a second copy of the state in memory beside the snapshot.
+const LOAD_CACHE_KIB: i64 = 1 << 10;
+
 impl Store {
     /// Everything to restore at start of day: the positions (journal cursor), the bans active
     /// at `now_us` (end after it, or permanent), all history (oldest first), all open windows
-    /// and the totals. One read transaction.
+    /// and the totals. One read transaction, with a small page cache that is released after.
     pub fn load(&self, now_us: u64) -> Result<Snapshot, StoreError> {
+        let path = &self.path;
+        let e = "cannot set the cache size";
+        self.conn
+            .pragma_update(None, "cache_size", -LOAD_CACHE_KIB)
+            .map_err(sql(path, e))?;
+        let snap = self.read_snapshot(now_us);
+        self.conn
+            .pragma_update(None, "cache_size", -super::CACHE_KIB)
+            .map_err(sql(path, e))?;
+        self.conn
+            .execute_batch("PRAGMA shrink_memory")
+            .map_err(sql(path, "cannot release memory"))?;
+        snap
+    }
+
+    fn read_snapshot(&self, now_us: u64) -> Result<Snapshot, StoreError> {
         let path = &self.path;
         let tx = self
             .conn
