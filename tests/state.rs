@@ -15,9 +15,9 @@ use f2b::store::{Store, StoreHandle};
 const CFG: &str = "[jail.ssh]\nenabled = true\nfilter = \"testssh\"\nmaxretry = 3\nfindtime = \"1h\"\nbantime = \"1d\"\n\
                    bantime_increment = true\n";
 
-fn with_store(dir: &std::path::Path, state: &std::path::Path, start: StartAt) -> Running {
+fn with_store(dir: &std::path::Path, state: &std::path::Path, follow: bool) -> Running {
     let (store, snap) = StoreHandle::spawn(state).unwrap();
-    common::start_stored(settings(CFG), dir, start, false, store, snap)
+    common::start_stored(settings(CFG), dir, StartAt::Head, follow, store, snap)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,12 +37,12 @@ async fn restart_resumes_after_the_cursor_and_restores_bans() {
             fail(t + 4, "198.51.100.2"),
         ],
     );
-    let mut r = with_store(dir.path(), state.path(), StartAt::Head);
+    let mut r = with_store(dir.path(), state.path(), false);
     assert_eq!(r.next_ban(10).await.1, "198.51.100.2");
     r.task.await.unwrap().unwrap();
     // One more failure of .1: with its window remembered, that is the third → ban.
     append(dir.path(), "x.journal", vec![fail(t + 10, "198.51.100.1")]);
-    let mut r = with_store(dir.path(), state.path(), StartAt::Head);
+    let mut r = with_store(dir.path(), state.path(), false);
     let mut bans = BTreeSet::new();
     bans.insert(r.next_ban(10).await.1);
     r.task.await.unwrap().unwrap();
@@ -102,24 +102,21 @@ async fn restart_resumes_after_the_cursor_and_restores_bans() {
 /// are stored with the decisions and come back at start, as do the open windows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totals_are_not_reset_by_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
+    let (dir, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Three failures of .7 (banned), one of .8, ten minutes ago.
     let t = now_us() - 600 * S;
-    append(
-        dir.path(),
-        "x.journal",
-        vec![
-            fail(t, "198.51.100.7"),
-            fail(t + 1, "198.51.100.7"),
-            fail(t + 2, "198.51.100.7"),
-            fail(t + 3, "198.51.100.8"),
-        ],
-    );
-    let mut r = with_store(dir.path(), state.path(), StartAt::Head);
+    let ips = [
+        "198.51.100.7",
+        "198.51.100.7",
+        "198.51.100.7",
+        "198.51.100.8",
+    ];
+    let entries = (t..).zip(ips).map(|(t, ip)| fail(t, ip)).collect();
+    append(dir.path(), "x.journal", entries);
+    let mut r = with_store(dir.path(), state.path(), false);
     assert_eq!(r.next_ban(10).await.1, "198.51.100.7");
     r.task.await.unwrap().unwrap();
-    let (store, snap) = StoreHandle::spawn(state.path()).unwrap();
-    let mut r = common::start_stored(settings(CFG), dir.path(), StartAt::Head, true, store, snap);
+    let mut r = with_store(dir.path(), state.path(), true);
     let j = r.handle.call(Command::ListJails).await.unwrap();
     assert_eq!(
         (j[0].total_failed, j[0].total_banned, j[0].currently_banned),

@@ -11,10 +11,11 @@ use super::Origin;
 /// [`Snapshot::positions`]; [`Commit::cursor`] and [`Snapshot::cursor`] are shorthands for it.
 pub const JOURNAL_POSITION: &str = "journal";
 
-/// An active ban as written by a [`Commit`].
+/// An active ban as stored. `J` is its jail: the name in a [`Commit`] ([`StoredBan`]), a
+/// [`JailId`] in a [`Snapshot`] ([`BanRow`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredBan {
-    pub jail: String,
+pub struct Ban<J> {
+    pub jail: J,
     /// The banned address (/32, /128) or prefix. Stored canonical (host bits cleared).
     pub net: IpNet,
     /// µs since the epoch.
@@ -29,15 +30,56 @@ pub struct StoredBan {
     pub origin: Origin,
 }
 
-/// One recorded ban in the history (what incremental ban times and `f2b history` read).
+impl<J> Ban<J> {
+    /// The same ban, its jail made by `f`.
+    pub fn map_jail<K>(&self, f: impl FnOnce(&J) -> K) -> Ban<K> {
+        Ban {
+            jail: f(&self.jail),
+            net: self.net,
+            start_us: self.start_us,
+            end_us: self.end_us,
+            count: self.count,
+            failures: self.failures,
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+/// An active ban as written by a [`Commit`].
+pub type StoredBan = Ban<String>;
+
+/// An active ban as loaded.
+pub type BanRow = Ban<JailId>;
+
+/// One recorded ban in the history (what incremental ban times and `f2b history` read). `J`
+/// is its jail, as for [`Ban`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct HistoryEntry {
+pub struct PastBan<J> {
     pub net: IpNet,
-    pub jail: String,
+    pub jail: J,
     /// Ban start, µs since the epoch.
     pub t_us: u64,
     pub origin: Origin,
 }
+
+impl<J> PastBan<J> {
+    /// The same entry, its jail made by `f`.
+    pub fn map_jail<K>(&self, f: impl FnOnce(&J) -> K) -> PastBan<K> {
+        PastBan {
+            net: self.net,
+            jail: f(&self.jail),
+            t_us: self.t_us,
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+/// A history entry as written by a [`Commit`] and returned by
+/// [`super::Store::history_detail`].
+pub type HistoryEntry = PastBan<String>;
+
+/// A history entry as loaded.
+pub type HistoryRow = PastBan<JailId>;
 
 /// Per-jail totals kept across restarts: failures counted, bans made, failures ignored
 /// (ignoreip / own addresses). In a [`Commit`] they are deltas, added to the stored totals.
@@ -141,27 +183,6 @@ impl Commit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct JailId(pub u32);
 
-/// An active ban as loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BanRow {
-    pub jail: JailId,
-    pub net: IpNet,
-    pub start_us: u64,
-    pub end_us: Option<u64>,
-    pub count: u32,
-    pub failures: u32,
-    pub origin: Origin,
-}
-
-/// A history entry as loaded.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct HistoryRow {
-    pub net: IpNet,
-    pub jail: JailId,
-    pub t_us: u64,
-    pub origin: Origin,
-}
-
 /// An open failure window as loaded: its failure times, ascending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowRow {
@@ -202,25 +223,12 @@ impl Snapshot {
 
     /// A ban with its jail name (convenience for tests and tools; allocates).
     pub fn stored_ban(&self, b: &BanRow) -> StoredBan {
-        StoredBan {
-            jail: self.jail(b.jail).to_string(),
-            net: b.net,
-            start_us: b.start_us,
-            end_us: b.end_us,
-            count: b.count,
-            failures: b.failures,
-            origin: b.origin.clone(),
-        }
+        b.map_jail(|j| self.jail(*j).to_string())
     }
 
     /// A history row with its jail name (allocates).
     pub fn history_entry(&self, h: &HistoryRow) -> HistoryEntry {
-        HistoryEntry {
-            net: h.net,
-            jail: self.jail(h.jail).to_string(),
-            t_us: h.t_us,
-            origin: h.origin.clone(),
-        }
+        h.map_jail(|j| self.jail(*j).to_string())
     }
 
     /// The totals of jail `name` (zero if none are stored).

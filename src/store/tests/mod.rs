@@ -615,58 +615,39 @@ fn state_dir_and_file_modes() {
 fn corrupt_rows_are_reported_with_their_table() {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(dir.path()).unwrap();
-    // Host bits set under a /24: f2b never writes that.
-    raw(dir.path())
-        .execute(
-            "INSERT INTO bans VALUES ('sshd', x'cb007109', 24, 1, NULL, 1, 1, 'local')",
-            [],
-        )
-        .unwrap();
-    let err = s.load(0).unwrap_err();
-    assert!(
-        matches!(err, StoreError::Corrupt { table: "bans", .. }),
-        "{err}"
-    );
-    assert!(err.to_string().contains("jail sshd"), "{err}");
-    assert!(err.is_damage());
-    // An origin f2b does not know.
     let c = raw(dir.path());
-    c.execute("DELETE FROM bans", []).unwrap();
-    c.execute(
-        "INSERT INTO history VALUES (x'cb007109', 32, 'sshd', 1, 'martian')",
-        [],
-    )
-    .unwrap();
-    let err = s.load(0).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Corrupt {
-                table: "history",
-                ..
-            }
+    // Rows no commit writes: (the row, its table, what the message says).
+    for (insert, table, says) in [
+        // Host bits set under a /24.
+        (
+            "INSERT INTO bans VALUES ('sshd', x'cb007109', 24, 1, NULL, 1, 1, 'local')",
+            "bans",
+            "jail sshd",
         ),
-        "{err}"
-    );
-    assert!(err.to_string().contains("\"martian\""), "{err}");
-    // A repeat count no commit writes.
-    c.execute("DELETE FROM history", []).unwrap();
-    c.execute(
-        "INSERT INTO failures VALUES ('sshd', x'cb007109', 32, 1, 1000000000000)",
-        [],
-    )
-    .unwrap();
-    let err = s.load(0).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Corrupt {
-                table: "failures",
-                ..
-            }
+        // An origin f2b does not know.
+        (
+            "INSERT INTO history VALUES (x'cb007109', 32, 'sshd', 1, 'martian')",
+            "history",
+            "\"martian\"",
         ),
-        "{err}"
-    );
+        // A repeat count of a trillion failures at one µs.
+        (
+            "INSERT INTO failures VALUES ('sshd', x'cb007109', 32, 1, 1000000000000)",
+            "failures",
+            "repeat count",
+        ),
+    ] {
+        c.execute_batch("DELETE FROM bans; DELETE FROM history; DELETE FROM failures")
+            .unwrap();
+        c.execute(insert, []).unwrap();
+        let err = s.load(0).unwrap_err();
+        match &err {
+            StoreError::Corrupt { table: t, .. } => assert_eq!(*t, table, "{err}"),
+            e => panic!("{table}: wrong error: {e}"),
+        }
+        assert!(err.to_string().contains(says), "{err}");
+        assert!(err.is_damage());
+    }
 }
 
 #[test]
