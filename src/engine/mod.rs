@@ -322,7 +322,7 @@ impl Engine {
         let mut touched = Vec::new();
         // Windows that counted failures in this batch: how many each.
         let mut windows: BTreeMap<(String, IpNet), usize> = BTreeMap::new();
-        let totals_before = self.counters();
+        let totals_before = self.opts.store.as_ref().map(|_| self.counters());
         for hit in &b.hits {
             let Some(name) = names.get(hit.route) else {
                 continue;
@@ -389,7 +389,7 @@ impl Engine {
         if self.opts.store.is_some() && b.entries > 0 {
             let mut c = Commit {
                 cursor: self.cursor.clone(),
-                totals_added: self.totals_since(&totals_before),
+                totals_added: self.totals_since(totals_before.as_deref().unwrap_or_default()),
                 ..Default::default()
             };
             for ((jail, net), new) in windows {

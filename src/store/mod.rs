@@ -33,7 +33,7 @@
 //! as `f2b.sqlite.corrupt-YYYYmmddTHHMMSS` (UTC; with its `-wal`/`-shm`), start an empty state
 //! and return a [`Recovered`] for the daemon to warn about. Damage found while running makes
 //! commits fail with [`StoreError::CorruptDatabase`]; [`Store::recover`] /
-//! [`StoreHandle::recover`] then do the same move. See [`recover`](self::recover) for what
+//! [`StoreHandle::recover`] then do the same move. See [`recover`] for what
 //! counts as damage (a foreign or newer database never does).
 //!
 //! # Encoding

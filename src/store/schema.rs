@@ -9,7 +9,7 @@
 //! # Adding a step
 //!
 //! Write the SQL as `V4` (tables for a new feature, data conversions with plain SQL — see
-//! [`V3`], which converts JSON windows to rows), append it to [`MIGRATIONS`], update the
+//! `V3`, which converts JSON windows to rows), append it to [`MIGRATIONS`], update the
 //! schema section of the [`super`] module docs, and add a test that opens a database of the
 //! previous version holding data (`src/store/tests/schema.rs` makes one by hand for each
 //! version). [`SCHEMA_VERSION`] follows from the list.
