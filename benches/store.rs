@@ -1,7 +1,8 @@
 //! State store figures: `cargo bench --bench store`.
 //!
 //! * one Commit of 100,000 bans (fresh database, then again as upserts);
-//! * `load` of 100,000 active bans (the boot path: the bans must reach nftables in < 1 s);
+//! * `load` of 100,000 active bans (the boot path: the bans must reach nftables in < 1 s),
+//!   and the start as f2bd does it (`spawn_or_recover`: with an integrity check first);
 //! * 10,000 small commits (1 ban + cursor each) through the `StoreHandle`, with 1, 16 and
 //!   10,000 in flight (group commit), with `synchronous=NORMAL` and with FULL;
 //! * purge of 100,000 expired bans;
@@ -127,6 +128,14 @@ fn big(dir: &Path) {
         "StoreHandle::spawn: open + load (as above) + thread",
         || StoreHandle::spawn_with(dir, Durability::Normal, NOW).unwrap(),
     );
+    assert_eq!(snap.bans.len(), BANS as usize);
+    drop(h);
+    drop(snap);
+    let (h, snap, recovered) = timed(
+        "StoreHandle::spawn_or_recover: the same + quick_check",
+        || StoreHandle::spawn_or_recover_with(dir, Durability::Normal, NOW).unwrap(),
+    );
+    assert!(recovered.is_none());
     assert_eq!(snap.bans.len(), BANS as usize);
     drop(h);
     drop(snap);
