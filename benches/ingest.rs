@@ -79,6 +79,7 @@ fn run(label: &str, cfg: &str, dir: &Path, n: usize) -> (u64, u64) {
             snapshot: None,
             resume: false,
             firewall_events: None,
+            notice: None,
         };
         let (engine, handle, cmds) = Engine::new(settings, opts);
         let (stop, stop_rx) = watch::channel(false);

@@ -54,6 +54,7 @@ fn options(
         snapshot: store.as_ref().map(|(_, s)| s.clone()),
         store: store.map(|(h, _)| h),
         firewall_events: None,
+        notice: None,
     }
 }
 
@@ -166,6 +167,7 @@ fn main() {
                     end_us: Some(now + 3_600_000_000),
                     count: 1,
                     failures: 5,
+                    origin: Default::default(),
                 })
                 .collect();
             s.commit(&Commit { bans_added: bans, ..Default::default() }).unwrap();

@@ -191,6 +191,7 @@ fn start_restores_100000_bans_from_the_store() {
                 end_us: Some(now + 3_600_000_000),
                 count: 1,
                 failures: 2,
+                origin: Default::default(),
             })
             .collect();
         s.commit(&f2b::store::Commit {

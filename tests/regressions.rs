@@ -175,3 +175,42 @@ async fn a_manual_ban_of_a_prefix_holding_an_ignored_address_is_refused_unless_f
     assert!(ban("198.51.100.0/24", false).await.is_ok());
     r.shutdown().await;
 }
+
+/// 10.9: a corrupt state database stopped f2bd ("file is not a database") and left the host
+/// unprotected. Now the file is moved aside (kept), f2bd starts on an empty state, says so in
+/// STATUS= and the journal, and bans.
+#[test]
+fn a_corrupt_state_database_is_moved_aside_and_f2bd_keeps_protecting() {
+    let cfg = "[jail.ssh]\nenabled = true\nfilter = \"testssh\"\nmaxretry = 2\nfindtime = \"1h\"\n";
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("f2b.toml"), cfg).unwrap();
+    std::fs::create_dir(home.path().join("state")).unwrap();
+    std::fs::write(
+        home.path().join("state/f2b.sqlite"),
+        b"this is not a database, it was overwritten by something".repeat(100),
+    )
+    .unwrap();
+    append(
+        &home.path().join("journal"),
+        "live.journal",
+        vec![ssh(now(), "Server listening on :: port 22.")],
+    );
+    let d = F2bd::in_home(home).start();
+    let status = d.wait_status(Duration::from_secs(10), "the warning", |s| {
+        s.contains("WARNING") && s.contains("moved to")
+    });
+    assert!(status.contains("corrupt-"), "{status}");
+    let kept: Vec<String> = std::fs::read_dir(d.dir.path().join("state"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        kept.iter().any(|n| n.starts_with("f2b.sqlite.corrupt-")),
+        "{kept:?}"
+    );
+    assert!(d.log().contains("damaged"), "{}", d.log());
+    let t = now();
+    d.journal((0..2).map(|i| fail(t + i, "198.51.100.99")).collect());
+    d.wait_status(Duration::from_secs(10), "a ban", |s| s.contains("1 banned"));
+    d.stop();
+}

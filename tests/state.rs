@@ -14,9 +14,9 @@ use f2b::store::{Store, StoreHandle};
 const CFG: &str = "[jail.ssh]\nenabled = true\nfilter = \"testssh\"\nmaxretry = 3\nfindtime = \"1h\"\nbantime = \"1d\"\n\
                    bantime_increment = true\n";
 
-fn with_store(dir: &std::path::Path, state: &std::path::Path, start: StartAt) -> Running {
+fn with_store(dir: &std::path::Path, state: &std::path::Path, follow: bool) -> Running {
     let (store, snap) = StoreHandle::spawn(state).unwrap();
-    common::start_stored(settings(CFG), dir, start, false, store, snap)
+    common::start_stored(settings(CFG), dir, StartAt::Head, follow, store, snap)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,12 +36,12 @@ async fn restart_resumes_after_the_cursor_and_restores_bans() {
             fail(t + 4, "198.51.100.2"),
         ],
     );
-    let mut r = with_store(dir.path(), state.path(), StartAt::Head);
+    let mut r = with_store(dir.path(), state.path(), false);
     assert_eq!(r.next_ban(10).await.1, "198.51.100.2");
     r.task.await.unwrap().unwrap();
     // One more failure of .1: with its window remembered, that is the third → ban.
     append(dir.path(), "x.journal", vec![fail(t + 10, "198.51.100.1")]);
-    let mut r = with_store(dir.path(), state.path(), StartAt::Head);
+    let mut r = with_store(dir.path(), state.path(), false);
     let mut bans = BTreeSet::new();
     bans.insert(r.next_ban(10).await.1);
     r.task.await.unwrap().unwrap();
@@ -52,7 +52,11 @@ async fn restart_resumes_after_the_cursor_and_restores_bans() {
     let mut r = common::start_stored(settings(CFG), dir.path(), StartAt::Head, true, store, snap);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let j = r.handle.call(Command::ListJails).await.unwrap();
-    assert_eq!((j[0].total_failed, j[0].currently_banned), (0, 2));
+    // The totals of the two runs before (5 + 1 failures, 2 bans), nothing counted again.
+    assert_eq!(
+        (j[0].total_failed, j[0].total_banned, j[0].currently_banned),
+        (6, 2, 2)
+    );
     assert!(r
         .bans_until_quiet(Duration::from_millis(300))
         .await
@@ -91,6 +95,48 @@ async fn restart_resumes_after_the_cursor_and_restores_bans() {
     let b = bans.iter().find(|b| b.address == "198.51.100.2").unwrap();
     assert_eq!(b.count, 2);
     assert!((b.end_us - b.start_us) / S >= 2 * 86_400 - 1, "{b:?}");
+    r.shutdown().await;
+}
+
+/// "BANNED 1, TOTAL BANNED 0" after a restart (issue 10): the totals of failures and bans
+/// are stored with the decisions and come back at start, as do the open windows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totals_are_not_reset_by_a_restart() {
+    let (dir, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Three failures of .7 (banned), one of .8, ten minutes ago.
+    let t = now_us() - 600 * S;
+    let ips = [
+        "198.51.100.7",
+        "198.51.100.7",
+        "198.51.100.7",
+        "198.51.100.8",
+    ];
+    let entries = (t..).zip(ips).map(|(t, ip)| fail(t, ip)).collect();
+    append(dir.path(), "x.journal", entries);
+    let mut r = with_store(dir.path(), state.path(), false);
+    assert_eq!(r.next_ban(10).await.1, "198.51.100.7");
+    r.task.await.unwrap().unwrap();
+    let mut r = with_store(dir.path(), state.path(), true);
+    let j = r.handle.call(Command::ListJails).await.unwrap();
+    assert_eq!(
+        (j[0].total_failed, j[0].total_banned, j[0].currently_banned),
+        (4, 1, 1)
+    );
+    // .8 has one failure in its restored window: two more ban it.
+    append(
+        dir.path(),
+        "x.journal",
+        vec![
+            fail(now_us(), "198.51.100.8"),
+            fail(now_us(), "198.51.100.8"),
+        ],
+    );
+    assert_eq!(r.next_ban(10).await.1, "198.51.100.8");
+    let j = r.handle.call(Command::ListJails).await.unwrap();
+    assert_eq!(
+        (j[0].total_failed, j[0].total_banned, j[0].currently_banned),
+        (6, 2, 2)
+    );
     r.shutdown().await;
 }
 
@@ -190,20 +236,32 @@ fn kill9_at_random_points_loses_nothing_and_counts_nothing_twice() {
             .iter()
             .map(|b| {
                 format!(
-                    "{} {} {} {:?} {} {}",
-                    b.jail, b.net, b.start_us, b.end_us, b.count, b.failures
+                    "{} {} {} {:?} {} {} {}",
+                    s.jail(b.jail),
+                    b.net,
+                    b.start_us,
+                    b.end_us,
+                    b.count,
+                    b.failures,
+                    b.origin
                 )
             })
             .collect();
         let hist: BTreeSet<String> = s
             .history
             .iter()
-            .map(|(n, j, t)| format!("{n} {j} {t}"))
+            .map(|h| format!("{} {} {} {}", h.net, s.jail(h.jail), h.t_us, h.origin))
             .collect();
-        (bans, hist, s.windows.len(), s.cursor)
+        (
+            bans,
+            hist,
+            s.windows.len(),
+            s.cursor.clone(),
+            s.totals_of("ssh"),
+        )
     };
-    let (rb, rh, rw, rc) = snap(reference.path());
-    let (cb, ch, cw, cc) = snap(crashed.path());
+    let (rb, rh, rw, rc, rt) = snap(reference.path());
+    let (cb, ch, cw, cc, ct) = snap(crashed.path());
     eprintln!("{kills} kills; reference: {} bans", rb.len());
     assert!(
         kills >= 3,
@@ -225,6 +283,9 @@ fn kill9_at_random_points_loses_nothing_and_counts_nothing_twice() {
         diff(&rh, &ch)
     );
     assert_eq!((rw, rc), (cw, cc));
+    // Totals are in the same transactions as the decisions: none lost, none doubled.
+    assert_eq!(rt.failed, 12_000);
+    assert_eq!((rt.banned, rt), (4_000, ct));
     if let (Some(a), Some(b)) = (&ref_ns, &crash_ns) {
         use f2b::firewall::Firewall;
         let kernel = |ns: &common::NetNs| -> BTreeSet<String> {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use f2b::store::{Commit, Store, StoreHandle, StoredBan};
+use f2b::store::{Commit, HistoryEntry, Origin, Store, StoreHandle, StoredBan, Totals};
 use ipnet::IpNet;
 use rand::Rng;
 
@@ -26,8 +26,9 @@ fn net_of(n: u64) -> IpNet {
     IpNet::from(IpAddr::from(Ipv4Addr::from(0x0a00_0000 + n as u32)))
 }
 
-/// Commit n: the cursor "n"; the "crash" ban moves from n-1 to n; all filler bans get count n;
-/// one more history row; the window becomes [n, n, n].
+/// Commit n: the cursor "n" and a file position "n"; the "crash" ban moves from n-1 to n; all
+/// filler bans get count n; one more history row; the window becomes [n, n, n]; the totals
+/// grow by one failure and one ban.
 fn commit_for(n: u64) -> Commit {
     let mut bans_added = vec![StoredBan {
         jail: "crash".into(),
@@ -36,6 +37,7 @@ fn commit_for(n: u64) -> Commit {
         end_us: None,
         count: n as u32,
         failures: n as u32,
+        origin: Origin::Local,
     }];
     bans_added.extend((0..FILLER).map(|i| StoredBan {
         jail: "filler".into(),
@@ -44,16 +46,29 @@ fn commit_for(n: u64) -> Commit {
         end_us: Some(u64::MAX / 2),
         count: n as u32,
         failures: i,
+        origin: Origin::Manual { uid: Some(i) },
     }));
+    let window: IpNet = "192.0.2.1/32".parse().unwrap();
     Commit {
         cursor: Some(n.to_string()),
+        positions: vec![("file:/var/log/crash.log".into(), Some(n.to_string()))],
         bans_added,
         bans_removed: vec![("crash".into(), net_of(n - 1))],
-        history_added: vec![(net_of(n), "crash".into(), n)],
-        windows_set: vec![(
+        history_added: vec![HistoryEntry {
+            net: net_of(n),
+            jail: "crash".into(),
+            t_us: n,
+            origin: Origin::Local,
+        }],
+        windows_cleared: vec![("crash".into(), window)],
+        failures_added: vec![("crash".into(), window, n); 3],
+        totals_added: vec![(
             "crash".into(),
-            "192.0.2.1/32".parse().unwrap(),
-            vec![n, n, n],
+            Totals {
+                failed: 1,
+                banned: 1,
+                ignored: 0,
+            },
         )],
         ..Commit::default()
     }
@@ -64,10 +79,19 @@ fn check_consistent(dir: &Path) -> u64 {
     let store = Store::open(dir).expect("reopen after SIGKILL");
     let snap = store.load(0).unwrap();
     let m: u64 = snap.cursor.as_deref().map_or(0, |c| c.parse().unwrap());
-    let crash: Vec<_> = snap.bans.iter().filter(|b| b.jail == "crash").collect();
-    let filler: Vec<_> = snap.bans.iter().filter(|b| b.jail == "filler").collect();
+    let crash: Vec<_> = snap
+        .bans
+        .iter()
+        .filter(|b| snap.jail(b.jail) == "crash")
+        .collect();
+    let filler: Vec<_> = snap
+        .bans
+        .iter()
+        .filter(|b| snap.jail(b.jail) == "filler")
+        .collect();
     if m == 0 {
         assert!(snap.bans.is_empty() && snap.history.is_empty() && snap.windows.is_empty());
+        assert!(snap.totals.is_empty() && snap.positions.is_empty());
         return 0;
     }
     assert_eq!(crash.len(), 1, "cursor {m}: {crash:?}");
@@ -77,11 +101,25 @@ fn check_consistent(dir: &Path) -> u64 {
     );
     assert_eq!(filler.len(), FILLER as usize, "cursor {m}");
     assert!(filler.iter().all(|b| b.count == m as u32), "cursor {m}");
-    let mut times: Vec<u64> = snap.history.iter().map(|h| h.2).collect();
+    let mut times: Vec<u64> = snap.history.iter().map(|h| h.t_us).collect();
     times.sort();
     assert_eq!(times, (1..=m).collect::<Vec<_>>(), "cursor {m}");
     assert_eq!(snap.windows.len(), 1);
-    assert_eq!(snap.windows[0].2, vec![m, m, m], "cursor {m}");
+    assert_eq!(snap.windows[0].times, vec![m, m, m], "cursor {m}");
+    assert_eq!(
+        snap.totals_of("crash"),
+        Totals {
+            failed: m,
+            banned: m,
+            ignored: 0
+        },
+        "cursor {m}"
+    );
+    assert_eq!(
+        snap.positions.get("file:/var/log/crash.log"),
+        Some(&m.to_string()),
+        "cursor {m}"
+    );
     let conn = rusqlite::Connection::open(store.path()).unwrap();
     let ok: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))

@@ -153,12 +153,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // A saved cursor always wins (exact resume); --since/--from-start say where to begin
     // when there is none (first start, or --ephemeral).
     let resume = true;
+    let mut notice = None;
     let (store, snapshot) = if args.ephemeral {
         (None, None)
     } else {
         let dir = settings.daemon.state_dir.clone();
-        let (h, snap) =
-            tokio::task::spawn_blocking(move || f2b::store::StoreHandle::spawn(&dir)).await??;
+        let (h, snap, recovered) =
+            tokio::task::spawn_blocking(move || f2b::store::StoreHandle::spawn_or_recover(&dir))
+                .await??;
+        if let Some(r) = &recovered {
+            // Keep protecting on an empty state; say so loudly (the cause and the kept file).
+            error!(F2B_STATE_MOVED_TO = %r.moved_to.display(), "{r}");
+            notice = Some(format!(
+                "the state database was damaged and moved to {}; started with an empty state",
+                r.moved_to.display()
+            ));
+        }
         info!(
             bans = snap.bans.len(),
             cursor = snap.cursor.is_some(),
@@ -188,6 +198,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         snapshot,
         resume,
         firewall_events: Some(fw_rx),
+        notice,
     };
     let jails: Vec<String> = settings.enabled_jails().map(|j| j.name.clone()).collect();
     let (engine, handle, cmds) = Engine::new(settings, opts);

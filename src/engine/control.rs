@@ -147,8 +147,15 @@ impl Engine {
             .record(d.net, &d.jail, d.start_us, d.origin.counts_as_offence());
         let c = Commit {
             bans_added: vec![super::enforce::stored(&d)],
-            history_added: vec![(d.net, d.jail.clone(), d.start_us)],
+            history_added: vec![super::enforce::history_entry(&d)],
             windows_cleared: vec![(d.jail.clone(), d.net)],
+            totals_added: vec![(
+                d.jail.clone(),
+                crate::store::Totals {
+                    banned: 1,
+                    ..Default::default()
+                },
+            )],
             ..Default::default()
         };
         self.persist(c, true).await;

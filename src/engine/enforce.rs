@@ -24,7 +24,7 @@ use crate::config::{format_duration, BanTime};
 use crate::firewall::Change;
 use crate::jail::{ActiveBan, BanDecision, OriginKind};
 use crate::logging::{MSGID_BAN, MSGID_RESTORE, MSGID_UNBAN};
-use crate::store::{Commit, Snapshot, StoredBan};
+use crate::store::{Commit, HistoryEntry, Snapshot, StoredBan, Totals};
 
 /// Attempts at enforcing a refused ban before it is rolled back.
 pub(super) const MAX_ATTEMPTS: u32 = 8;
@@ -85,6 +85,17 @@ pub(super) fn stored(d: &BanDecision) -> StoredBan {
         end_us: d.end_us,
         count: d.count,
         failures: d.failures,
+        origin: (&d.origin).into(),
+    }
+}
+
+/// A decision as the store's history keeps it.
+pub(super) fn history_entry(d: &BanDecision) -> HistoryEntry {
+    HistoryEntry {
+        net: d.net,
+        jail: d.jail.clone(),
+        t_us: d.start_us,
+        origin: (&d.origin).into(),
     }
 }
 
@@ -231,7 +242,7 @@ impl Engine {
     /// Undo decisions the firewall never accepted: the jails forget them, the history and
     /// the store too.
     pub(super) async fn roll_back(&mut self, bans: &[BanDecision]) {
-        let mut removed = Vec::new();
+        let mut c = Commit::default();
         for d in bans {
             if let Some(j) = self.jails.get_mut(&d.jail) {
                 if j.ban_of(&d.net).is_some_and(|b| b.start_us == d.start_us) {
@@ -240,12 +251,9 @@ impl Engine {
                 }
             }
             self.history.forget(d.net, &d.jail, d.start_us);
-            removed.push((d.jail.clone(), d.net));
+            c.bans_removed.push((d.jail.clone(), d.net));
+            c.history_removed.push(history_entry(d));
         }
-        let c = Commit {
-            bans_removed: removed,
-            ..Default::default()
-        };
         self.persist(c, true).await;
     }
 
@@ -304,7 +312,7 @@ impl Engine {
 
     /// Write a commit; errors are logged (the firewall still gets the change: protection
     /// first, and a restart re-derives from the journal what the store missed).
-    pub(super) async fn persist(&self, c: Commit, durable: bool) {
+    pub(super) async fn persist(&mut self, c: Commit, durable: bool) {
         let Some(store) = &self.opts.store else {
             return;
         };
@@ -313,9 +321,79 @@ impl Engine {
         } else {
             store.commit(c).await
         };
-        if let Err(e) = res {
-            warn!(error = %e, "state store: {e}");
+        match res {
+            Ok(()) => {}
+            Err(e) if e.is_damage() => self.recover_store(e).await,
+            Err(e) => warn!(error = %e, "state store: {e}"),
         }
+    }
+
+    /// The database was found damaged while running: move it aside (the store does), start a
+    /// fresh one with everything the engine holds, and say so loudly (journal and STATUS).
+    async fn recover_store(&mut self, cause: crate::store::StoreError) {
+        let Some(store) = self.opts.store.clone() else {
+            return;
+        };
+        let r = match store.recover(cause).await {
+            Ok(r) => r,
+            Err(e) => {
+                error!(error = %e, "state store damaged and could not be replaced: {e}");
+                return;
+            }
+        };
+        error!(F2B_STATE_MOVED_TO = %r.moved_to.display(), "{r}");
+        self.opts.notice = Some(format!(
+            "the state database was damaged and moved to {}",
+            r.moved_to.display()
+        ));
+        let mut c = Commit {
+            cursor: self.cursor.clone(),
+            ..Default::default()
+        };
+        for j in self.jails.values() {
+            for (net, b) in j.bans() {
+                c.bans_added.push(StoredBan {
+                    jail: j.name().to_string(),
+                    net: *net,
+                    start_us: b.start_us,
+                    end_us: b.end_us,
+                    count: b.count,
+                    failures: b.failures,
+                    origin: match b.origin {
+                        OriginKind::Manual => crate::store::Origin::Manual { uid: None },
+                        OriginKind::Import => crate::store::Origin::Import,
+                        _ => crate::store::Origin::Local,
+                    },
+                });
+            }
+            for (net, times) in j.windows() {
+                c.sync_window(j.name(), *net, times.iter().copied(), times.len());
+            }
+            c.totals_added.push((
+                j.name().to_string(),
+                Totals {
+                    failed: j.counters.total_failed,
+                    banned: j.counters.total_banned,
+                    ignored: j.counters.ignored,
+                },
+            ));
+        }
+        for (net, p) in self.history.since(0) {
+            c.history_added.push(HistoryEntry {
+                net: *net,
+                jail: p.jail.to_string(),
+                t_us: p.t,
+                origin: if p.offence {
+                    crate::store::Origin::Local
+                } else {
+                    crate::store::Origin::Manual { uid: None }
+                },
+            });
+        }
+        if let Err(e) = store.commit_durable(c).await {
+            error!(error = %e, "state store: writing the state into the new database failed: {e}");
+        }
+        self.update_status();
     }
 
     /// Forget old history and lapsed windows (hourly).
@@ -380,35 +458,42 @@ impl Engine {
         }
     }
 
-    /// Bring back bans, history and open windows; re-apply the bans in one firewall pass.
+    /// Bring back bans, history, open windows and totals; re-apply the bans in one firewall
+    /// pass.
     pub(super) async fn restore_snapshot(&mut self, mut snap: Snapshot) {
         let started = std::time::Instant::now();
-        for (net, jail, t) in &snap.history {
-            self.history.record(*net, jail, *t, true);
+        for h in std::mem::take(&mut snap.history) {
+            let offence = !matches!(h.origin, crate::store::Origin::Manual { .. });
+            self.history
+                .record(h.net, snap.jail(h.jail), h.t_us, offence);
         }
-        for (jail, net, times) in std::mem::take(&mut snap.windows) {
-            if let Some(j) = self.jails.get_mut(&jail) {
-                j.restore_window(net, times);
+        for w in std::mem::take(&mut snap.windows) {
+            if let Some(j) = self.jails.get_mut(snap.jail(w.jail)) {
+                j.restore_window(w.net, w.times);
+            }
+        }
+        for (id, t) in &snap.totals {
+            if let Some(j) = self.jails.get_mut(snap.jail(*id)) {
+                j.counters.total_failed += t.failed;
+                j.counters.total_banned += t.banned;
+                j.counters.ignored += t.ignored;
             }
         }
         let mut changes = Vec::new();
         let mut gone = Vec::new();
         let now = now_us();
-        for b in &snap.bans {
+        for b in std::mem::take(&mut snap.bans) {
             let ban = ActiveBan {
                 start_us: b.start_us,
                 end_us: b.end_us,
                 count: b.count,
                 failures: b.failures,
-                origin: if b.failures == 0 {
-                    OriginKind::Manual
-                } else {
-                    OriginKind::Local
-                },
+                origin: OriginKind::from(&b.origin),
             };
-            match self.restore(&b.jail, b.net, ban, now) {
+            let jail = snap.jail(b.jail);
+            match self.restore(jail, b.net, ban, now) {
                 Some(c) => changes.push(c),
-                None => gone.push((b.jail.clone(), b.net)),
+                None => gone.push((jail.to_string(), b.net)),
             }
         }
         drop(snap);
@@ -430,6 +515,33 @@ impl Engine {
             "restored {n} ban(s) in {:.1} ms",
             started.elapsed().as_secs_f64() * 1e3
         );
+    }
+
+    /// Every jail's counters now (to persist what a batch added to them).
+    pub(super) fn counters(&self) -> Vec<(String, crate::jail::Counters)> {
+        (self.jails.values())
+            .map(|j| (j.name().to_string(), j.counters))
+            .collect()
+    }
+
+    /// What each jail's counters gained since `before` (jails without change left out).
+    pub(super) fn totals_since(
+        &self,
+        before: &[(String, crate::jail::Counters)],
+    ) -> Vec<(String, Totals)> {
+        (self.jails.values())
+            .filter_map(|j| {
+                let b = (before.iter())
+                    .find(|(n, _)| n == j.name())
+                    .map_or_else(Default::default, |(_, c)| *c);
+                let t = Totals {
+                    failed: j.counters.total_failed.saturating_sub(b.total_failed),
+                    banned: j.counters.total_banned.saturating_sub(b.total_banned),
+                    ignored: j.counters.ignored.saturating_sub(b.ignored),
+                };
+                (!t.is_zero()).then(|| (j.name().to_string(), t))
+            })
+            .collect()
     }
 
     pub(super) fn announce_unban(&self, jail: &str, net: &IpNet) {

@@ -1,5 +1,7 @@
 //! Source batches → jails → ban decisions.
 
+use std::collections::BTreeMap;
+
 use ipnet::IpNet;
 use tracing::{debug, info, warn};
 
@@ -47,7 +49,9 @@ impl Engine {
         }
         let mut decisions = Vec::new();
         let mut touched = Vec::new();
-        let mut windows: Vec<(String, IpNet)> = Vec::new();
+        // Windows that counted failures in this batch: how many each.
+        let mut windows: BTreeMap<(String, IpNet), usize> = BTreeMap::new();
+        let totals_before = self.opts.store.as_ref().map(|_| self.counters());
         for hit in b.hits.iter().filter(|h| h.counts) {
             let Some(name) = names.get(hit.route) else {
                 continue;
@@ -60,7 +64,11 @@ impl Engine {
                 self.clock.journal_us = hit.time_us;
             }
             let verdict = jail.failure(hit.addr, hit.time_us, &hit.message, &self.history);
-            windows.push((name.clone(), jail.key(hit.addr)));
+            if matches!(verdict, Verdict::Counted { .. } | Verdict::Ban(_)) {
+                *windows
+                    .entry((name.clone(), jail.key(hit.addr)))
+                    .or_default() += 1;
+            }
             match &verdict {
                 Verdict::Counted { failures, needed } => debug!(
                     F2B_JAIL = %name, F2B_ADDRESS = %hit.addr,
@@ -99,26 +107,24 @@ impl Engine {
         if b.cursor.is_some() {
             self.cursor = b.cursor;
         }
-        self.recidive(&mut decisions);
-        // Persist decisions, open windows and the cursor in one transaction before enforcing.
+        self.recidive(&mut decisions, &mut windows);
+        // Persist decisions, what changed in the windows, the totals and the cursor in one
+        // transaction before enforcing.
         if self.opts.store.is_some() && b.entries > 0 {
-            windows.sort();
-            windows.dedup();
             let mut c = Commit {
                 cursor: self.cursor.clone(),
+                totals_added: self.totals_since(totals_before.as_deref().unwrap_or_default()),
                 ..Default::default()
             };
-            for (jail, net) in windows {
+            for ((jail, net), new) in windows {
                 match self.jails.get(&jail).and_then(|j| j.window_of(&net)) {
-                    Some(times) => c
-                        .windows_set
-                        .push((jail, net, times.iter().copied().collect())),
+                    Some(times) => c.sync_window(&jail, net, times.iter().copied(), new),
                     None => c.windows_cleared.push((jail, net)),
                 }
             }
             for d in &decisions {
                 c.bans_added.push(super::enforce::stored(d));
-                c.history_added.push((d.net, d.jail.clone(), d.start_us));
+                c.history_added.push(super::enforce::history_entry(d));
             }
             self.persist(c, false).await;
         }
@@ -139,7 +145,11 @@ impl Engine {
 
     /// Bans feed the jails that watch bans (recidive over f2b's own history): each decision
     /// is recorded in the history, and may make a watching jail decide a ban too.
-    fn recidive(&mut self, decisions: &mut Vec<BanDecision>) {
+    fn recidive(
+        &mut self,
+        decisions: &mut Vec<BanDecision>,
+        windows: &mut BTreeMap<(String, IpNet), usize>,
+    ) {
         let mut i = 0;
         while i < decisions.len() {
             let d = decisions[i].clone();
@@ -148,9 +158,13 @@ impl Engine {
             for w in self.watchers_of(&d.jail) {
                 let jail = self.jails.get_mut(&w).expect("watcher exists");
                 let line = format!("[{}] Ban {}", d.jail, d.net);
-                if let Verdict::Ban(rd) =
-                    jail.failure(d.net.addr(), d.start_us, &line, &self.history)
-                {
+                let verdict = jail.failure(d.net.addr(), d.start_us, &line, &self.history);
+                if matches!(verdict, Verdict::Counted { .. } | Verdict::Ban(_)) {
+                    *windows
+                        .entry((w.clone(), jail.key(d.net.addr())))
+                        .or_default() += 1;
+                }
+                if let Verdict::Ban(rd) = verdict {
                     decisions.push(rd);
                 }
             }

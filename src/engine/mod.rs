@@ -87,6 +87,9 @@ pub struct EngineOptions {
     /// Someone else changed f2b's firewall objects (e.g. `nft flush ruleset`): a description
     /// per event. The engine re-creates the table and every active ban.
     pub firewall_events: Option<mpsc::UnboundedReceiver<String>>,
+    /// Something the admin must know, shown first in STATUS= for the daemon's life (a damaged
+    /// state database that was moved aside at start).
+    pub notice: Option<String>,
 }
 
 /// Where the engine's clock stands.

@@ -11,7 +11,11 @@ impl Engine {
         let banned: usize = self.jails.values().map(|j| j.banned_count()).sum();
         let failures: u64 = self.jails.values().map(|j| j.counters.total_failed).sum();
         let n = self.jails.len();
-        let mut s = format!(
+        let mut s = match &self.opts.notice {
+            Some(w) => format!("WARNING: {w}; "),
+            None => String::new(),
+        };
+        s += &format!(
             "{n} jail{}, {banned} banned, {failures} failure{}",
             if n == 1 { "" } else { "s" },
             if failures == 1 { "" } else { "s" },

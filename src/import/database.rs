@@ -188,12 +188,18 @@ pub fn read(
             end_us: end_s.map(|e| e * S),
             count,
             failures,
+            origin: crate::store::Origin::Import,
         });
         out.active += 1;
     }
     for ((jail, net), times) in hist {
         for t in times {
-            out.commit.history_added.push((net, jail.clone(), t * S));
+            out.commit.history_added.push(crate::store::HistoryEntry {
+                net,
+                jail: jail.clone(),
+                t_us: t * S,
+                origin: crate::store::Origin::Import,
+            });
         }
     }
     out.commit.history_added.sort();

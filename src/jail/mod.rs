@@ -52,6 +52,28 @@ impl std::fmt::Display for Origin {
     }
 }
 
+impl From<&Origin> for crate::store::Origin {
+    fn from(o: &Origin) -> crate::store::Origin {
+        match o {
+            Origin::Local => crate::store::Origin::Local,
+            Origin::Manual { uid, .. } => crate::store::Origin::Manual { uid: Some(*uid) },
+            Origin::Peer(h) => crate::store::Origin::Peer(h.as_str().into()),
+            Origin::Import => crate::store::Origin::Import,
+        }
+    }
+}
+
+impl From<&crate::store::Origin> for OriginKind {
+    fn from(o: &crate::store::Origin) -> OriginKind {
+        match o {
+            crate::store::Origin::Local => OriginKind::Local,
+            crate::store::Origin::Manual { .. } => OriginKind::Manual,
+            crate::store::Origin::Peer(_) => OriginKind::Peer,
+            crate::store::Origin::Import => OriginKind::Import,
+        }
+    }
+}
+
 impl Origin {
     /// Whether a ban of this origin counts as a repeat offence for incremental ban times
     /// (a ban by hand says nothing about the address's behaviour).

@@ -1,5 +1,5 @@
 //! How values are laid out in the database: addresses as network bytes + prefix length,
-//! times as INTEGER µs, failure windows as JSON arrays.
+//! times as INTEGER µs.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -68,33 +68,6 @@ pub(crate) fn time_from_sql(v: i64) -> Option<u64> {
     u64::try_from(v).ok()
 }
 
-/// A failure window as stored: a JSON array of µs (`[1700000000000000,1700000005000000]`).
-pub(crate) fn encode_times(times: &[u64]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(2 + times.len() * 17);
-    s.push('[');
-    for (i, &t) in times.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let _ = write!(s, "{}", time_to_sql(t));
-    }
-    s.push(']');
-    s
-}
-
-/// Decode a stored window; `None` if it is not a JSON array of non-negative integers.
-pub(crate) fn decode_times(s: &str) -> Option<Vec<u64>> {
-    let inner = s.trim().strip_prefix('[')?.strip_suffix(']')?.trim();
-    if inner.is_empty() {
-        return Some(Vec::new());
-    }
-    inner
-        .split(',')
-        .map(|x| x.trim().parse::<u64>().ok())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,17 +89,5 @@ mod tests {
         assert_eq!(NetKey::decode(&[1, 2, 3, 4], 33), None);
         assert_eq!(NetKey::decode(&[1, 2, 3, 4], -1), None);
         assert_eq!(NetKey::decode(&[1, 2, 3, 4], 24), None, "host bits set");
-    }
-
-    #[test]
-    fn times_round_trip() {
-        for v in [vec![], vec![0], vec![1, 2, 1_700_000_000_000_000]] {
-            assert_eq!(decode_times(&encode_times(&v)).unwrap(), v);
-        }
-        assert_eq!(encode_times(&[u64::MAX]), format!("[{}]", i64::MAX));
-        assert_eq!(decode_times("[1, 2 ,3]"), Some(vec![1, 2, 3]));
-        assert_eq!(decode_times("[1,-2]"), None);
-        assert_eq!(decode_times("1,2"), None);
-        assert_eq!(decode_times("[1,,2]"), None);
     }
 }

@@ -57,6 +57,23 @@ pub enum StoreError {
     /// The database cannot be set up as required (e.g. no WAL on this file system).
     #[error("{}: {detail}", .path.display())]
     Unsupported { path: PathBuf, detail: String },
+    /// The database file is damaged: SQLite finds it malformed (`SQLITE_CORRUPT`) or not a
+    /// database at all (`SQLITE_NOTADB`), or the integrity check failed. See
+    /// [`super::Store::open_or_recover`] and [`super::Store::recover`].
+    #[error("{}: the state database is damaged: {what}: {detail}", .path.display())]
+    CorruptDatabase {
+        path: PathBuf,
+        what: &'static str,
+        detail: String,
+    },
+    /// A damaged database could not be moved aside.
+    #[error("cannot move the damaged state database {} to {}: {source}", .from.display(), .to.display())]
+    MoveAside {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// A row that f2b cannot have written (tampering, or a bug).
     #[error("{}: corrupt row in table {table}: {detail}", .path.display())]
     Corrupt {
@@ -88,22 +105,38 @@ impl StoreError {
             | StoreError::Foreign { path, .. }
             | StoreError::Unsupported { path, .. }
             | StoreError::Corrupt { path, .. }
+            | StoreError::CorruptDatabase { path, .. }
+            | StoreError::MoveAside { from: path, .. }
             | StoreError::Spawn { path, .. }
             | StoreError::WorkerGone { path } => path,
         }
     }
 }
 
-/// `map_err` helper: an SQLite error while doing `what` on `path`.
+/// `map_err` helper: an SQLite error while doing `what` on `path` ([`StoreError::Sqlite`],
+/// or [`StoreError::CorruptDatabase`] when SQLite says the file is damaged).
 pub(crate) fn sql<'a>(
     path: &'a Path,
     what: &'static str,
 ) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
-    move |source| StoreError::Sqlite {
-        path: path.to_path_buf(),
-        what,
-        source,
+    move |source| match damage(&source) {
+        Some(detail) => StoreError::CorruptDatabase {
+            path: path.to_path_buf(),
+            what,
+            detail,
+        },
+        None => StoreError::Sqlite {
+            path: path.to_path_buf(),
+            what,
+            source,
+        },
     }
+}
+
+/// SQLite's message if `e` says the database file is damaged.
+pub(crate) fn damage(e: &rusqlite::Error) -> Option<String> {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    matches!(e.sqlite_error_code(), Some(DatabaseCorrupt | NotADatabase)).then(|| e.to_string())
 }
 
 /// A corrupt-row error.

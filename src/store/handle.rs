@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ipnet::IpNet;
 use tokio::sync::oneshot;
 
-use super::{Commit, Durability, PurgeStats, Snapshot, Store, StoreError};
+use super::{Commit, Durability, HistoryEntry, PurgeStats, Recovered, Snapshot, Store, StoreError};
 
 /// At most this many commits per transaction.
 const MAX_GROUP: usize = 1024;
@@ -37,8 +37,9 @@ enum Request {
         now_us: u64,
         reply: Reply<PurgeStats>,
     },
-    History(IpNet, Reply<Vec<(IpNet, String, u64)>>),
+    History(IpNet, Reply<Vec<HistoryEntry>>),
     Load(u64, Reply<Snapshot>),
+    Recover(StoreError, Reply<Recovered>),
     Close(Reply<()>),
 }
 
@@ -96,6 +97,39 @@ impl StoreHandle {
         let store = Store::open_with(state_dir, durability)?;
         let snapshot = store.load(now_us)?;
         Ok((StoreHandle::start(store)?, snapshot))
+    }
+
+    /// [`StoreHandle::spawn`], recovering from a damaged database: as
+    /// [`Store::open_or_recover`], and also when the load finds damage (a malformed page, a
+    /// row f2b cannot have written). `Some(Recovered)` = the state is empty and the damaged
+    /// file was moved aside: log it loudly (its `Display` is the message).
+    pub fn spawn_or_recover(
+        state_dir: &Path,
+    ) -> Result<(StoreHandle, Snapshot, Option<Recovered>), StoreError> {
+        StoreHandle::spawn_or_recover_with(state_dir, Durability::Normal, now_us())
+    }
+
+    /// [`StoreHandle::spawn_or_recover`] with the store's durability and the load time.
+    pub fn spawn_or_recover_with(
+        state_dir: &Path,
+        durability: Durability,
+        now_us: u64,
+    ) -> Result<(StoreHandle, Snapshot, Option<Recovered>), StoreError> {
+        let (mut store, mut recovered) = Store::open_or_recover(state_dir)?;
+        if durability != Durability::Normal {
+            // Reopen with the durability asked for (open_or_recover opens with Normal).
+            drop(store);
+            store = Store::open_with(state_dir, durability)?;
+        }
+        let snapshot = match store.load(now_us) {
+            Ok(s) => s,
+            Err(cause) if cause.is_damage() && recovered.is_none() => {
+                recovered = Some(store.recover(cause)?);
+                store.load(now_us)?
+            }
+            Err(e) => return Err(e),
+        };
+        Ok((StoreHandle::start(store)?, snapshot, recovered))
     }
 
     /// Run an open store on its own thread.
@@ -182,15 +216,20 @@ impl StoreHandle {
     /// [`Store::history_of`].
     pub async fn history_of(&self, net: IpNet) -> Result<Vec<(String, u64)>, StoreError> {
         let v = self.history_detail(net).await?;
-        Ok(v.into_iter().map(|(_, j, t)| (j, t)).collect())
+        Ok(v.into_iter().map(|h| (h.jail, h.t_us)).collect())
     }
 
     /// [`Store::history_detail`].
-    pub async fn history_detail(
-        &self,
-        net: IpNet,
-    ) -> Result<Vec<(IpNet, String, u64)>, StoreError> {
+    pub async fn history_detail(&self, net: IpNet) -> Result<Vec<HistoryEntry>, StoreError> {
         self.call(|reply| Request::History(net, reply)).await
+    }
+
+    /// [`Store::recover`]: after a commit failed with [`StoreError::CorruptDatabase`] (pass
+    /// that error as `cause`), move the damaged database aside and continue on an empty one.
+    /// Commits queued behind this call go to the new database; the caller should then commit
+    /// the whole state it holds (active bans, open windows, totals, positions).
+    pub async fn recover(&self, cause: StoreError) -> Result<Recovered, StoreError> {
+        self.call(|reply| Request::Recover(cause, reply)).await
     }
 
     /// [`Store::load`] (after every commit sent before it).
@@ -246,6 +285,9 @@ fn run(mut store: Store, rx: mpsc::Receiver<Request>, counters: &Counters) {
             }
             Request::Load(now, reply) => {
                 let _ = reply.send(store.load(now));
+            }
+            Request::Recover(cause, reply) => {
+                let _ = reply.send(store.recover(cause));
             }
             Request::Close(reply) => {
                 let _ = reply.send(store.close());

@@ -5,12 +5,20 @@
 //! own `BEGIN IMMEDIATE` transaction together with the `user_version` bump, so a crash or an
 //! error leaves the database at the previous version, never in between. Migrations are only
 //! ever appended: a released step is never edited.
+//!
+//! # Adding a step
+//!
+//! Write the SQL as `V4` (tables for a new feature, data conversions with plain SQL — see
+//! `V3`, which converts JSON windows to rows), append it to [`MIGRATIONS`], update the
+//! schema section of the [`super`] module docs, and add a test that opens a database of the
+//! previous version holding data (`src/store/tests/schema.rs` makes one by hand for each
+//! version). [`SCHEMA_VERSION`] follows from the list.
 
 use std::path::Path;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::error::{sql, StoreError};
+use super::error::{damage, sql, StoreError};
 
 /// `PRAGMA application_id` of an f2b state database: "F2BD".
 pub const APPLICATION_ID: i32 = 0x4632_4244;
@@ -63,8 +71,51 @@ CREATE INDEX windows_last ON windows (last_us);
 CREATE INDEX history_time ON history (t_us);
 ";
 
+/// Version 3:
+/// * reader positions by source; the journal cursor becomes position `journal` (issue 13);
+/// * failure windows as one row per failure time (`n` = how many at that µs), so that a commit
+///   writes only new failures (issue 10.8); JSON windows are converted (rows that are not
+///   JSON arrays of non-negative integers are dropped: a window is soft state);
+/// * the origin of bans and history entries;
+/// * per-jail totals that survive restarts.
+pub(crate) const V3: &str = "
+CREATE TABLE positions (
+    source TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO positions (source, value) SELECT 'journal', value FROM cursor WHERE id = 1;
+DROP TABLE cursor;
+
+CREATE TABLE failures (
+    jail TEXT    NOT NULL,
+    addr BLOB    NOT NULL CHECK (length(addr) IN (4, 16)),
+    plen INTEGER NOT NULL CHECK (plen BETWEEN 0 AND 8 * length(addr)),
+    t_us INTEGER NOT NULL,
+    n    INTEGER NOT NULL DEFAULT 1 CHECK (n >= 1),
+    PRIMARY KEY (jail, addr, plen, t_us)
+) WITHOUT ROWID;
+INSERT INTO failures (jail, addr, plen, t_us, n)
+    SELECT w.jail, w.addr, w.plen, t.value, count(*)
+    FROM windows AS w,
+         json_each(CASE WHEN json_valid(w.times) THEN w.times ELSE '[]' END) AS t
+    WHERE t.type = 'integer' AND t.value >= 0
+    GROUP BY w.jail, w.addr, w.plen, t.value;
+DROP TABLE windows;
+CREATE INDEX failures_time ON failures (t_us);
+
+ALTER TABLE bans ADD COLUMN origin TEXT NOT NULL DEFAULT 'local';
+ALTER TABLE history ADD COLUMN origin TEXT NOT NULL DEFAULT 'local';
+
+CREATE TABLE counters (
+    jail    TEXT    PRIMARY KEY,
+    failed  INTEGER NOT NULL DEFAULT 0,
+    banned  INTEGER NOT NULL DEFAULT 0,
+    ignored INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+";
+
 /// The forward migrations, in order (see the module docs).
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Refuse files that are not ours or are newer than this code; returns the current version.
 pub(crate) fn check(conn: &Connection, path: &Path) -> Result<u32, StoreError> {
@@ -114,12 +165,20 @@ pub(crate) fn check(conn: &Connection, path: &Path) -> Result<u32, StoreError> {
 /// Apply the missing migrations, one transaction each. Returns the version found at open.
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, StoreError> {
     let found = check(conn, path)?;
+    let mut migrated = None;
     for (i, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let version = i as u32 + 1;
-        let err = |source| StoreError::Migration {
-            path: path.to_path_buf(),
-            version,
-            source,
+        let err = |source: rusqlite::Error| match damage(&source) {
+            Some(detail) => StoreError::CorruptDatabase {
+                path: path.to_path_buf(),
+                what: "cannot migrate the schema",
+                detail,
+            },
+            None => StoreError::Migration {
+                path: path.to_path_buf(),
+                version,
+                source,
+            },
         };
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -139,7 +198,15 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, StoreEr
         tx.pragma_update(None, "user_version", version)
             .map_err(err)?;
         tx.commit().map_err(err)?;
-        tracing::info!(path = %path.display(), version, "state database schema migrated");
+        migrated = Some(version);
+    }
+    if let Some(version) = migrated {
+        if found == 0 {
+            tracing::info!(path = %path.display(), version, "state database created (schema version {version})");
+        } else {
+            tracing::info!(path = %path.display(), from = found, version,
+                "state database schema migrated from version {found} to {version}");
+        }
     }
     // A newer f2b may have migrated past us meanwhile.
     check(conn, path)?;

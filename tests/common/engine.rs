@@ -207,6 +207,7 @@ pub fn start_full(
         status: Some(status_tx),
         tick: None,
         firewall_events: None,
+        notice: None,
         resume: store.is_some(),
         snapshot: store.as_ref().map(|(_, s)| s.clone()),
         store: store.map(|(h, _)| h),

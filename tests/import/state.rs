@@ -50,7 +50,8 @@ fn database_written_by_fail2ban_becomes_f2b_state() {
             .clone()
     };
     let b = ban("203.0.113.10");
-    assert_eq!((b.jail.as_str(), b.count, b.failures), ("sshd", 1, 5));
+    assert_eq!((snap.jail(b.jail), b.count, b.failures), ("sshd", 1, 5));
+    assert_eq!(b.origin, f2b::store::Origin::Import);
     assert_eq!(b.end_us, Some((now_s - 60 + 3600) * S));
     assert_eq!(
         ban("203.0.113.11").end_us,
@@ -63,12 +64,12 @@ fn database_written_by_fail2ban_becomes_f2b_state() {
         .bans
         .iter()
         .any(|b| b.net.addr().to_string() == "203.0.113.12"));
-    assert!(!snap.bans.iter().any(|b| b.jail == "apache-auth"));
+    assert!(!snap.bans.iter().any(|b| snap.jail(b.jail) == "apache-auth"));
     // Three bans of 2001:db8::7 in the history: the next one is its fourth, as in fail2ban.
     let hist = |ip: &str| {
         snap.history
             .iter()
-            .filter(|(n, j, _)| n.addr().to_string() == ip && j == "sshd")
+            .filter(|h| h.net.addr().to_string() == ip && snap.jail(h.jail) == "sshd")
             .count()
     };
     assert_eq!(hist("2001:db8::7"), 3);
