@@ -11,6 +11,7 @@
 //! made. Once caught up, the wall clock drives expiry.
 
 pub mod api;
+mod queries;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -818,6 +819,7 @@ impl Engine {
             Command::Metrics(r) => {
                 let _ = r.send(self.metrics());
             }
+            Command::Query(q) => self.query(q),
         }
     }
 

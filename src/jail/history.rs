@@ -49,6 +49,16 @@ impl History {
             .unwrap_or_default()
     }
 
+    /// Every recorded ban that started at or after `since_us`: (address, jail, start µs), in
+    /// no particular order.
+    pub fn since(&self, since_us: u64) -> impl Iterator<Item = (&IpNet, &str, u64)> {
+        self.by_net.iter().flat_map(move |(net, v)| {
+            v.iter()
+                .filter(move |(_, t)| *t >= since_us)
+                .map(move |(j, t)| (net, &**j, *t))
+        })
+    }
+
     /// Forget bans older than max_age before `now`.
     pub fn purge(&mut self, now: u64) {
         let since = now.saturating_sub(self.max_age_us);
