@@ -33,7 +33,8 @@ export function chart(history, nowMs) {
         role: "img",
         "aria-label": `Bans per hour over the last 24 hours: ${counts.reduce((a, b) => a + b, 0)} in all`,
     });
-    for (const frac of [0, 0.5, 1]) {
+    // Whole numbers only: the middle line only where top / 2 is one.
+    for (const frac of top % 2 === 0 ? [0, 0.5, 1] : [0, 1]) {
         const y = PAD.top + ih - frac * ih;
         svg.append(h("svg:line", { class: "f2b-chart-grid", x1: PAD.left, x2: W - PAD.right, y1: y, y2: y }));
         svg.append(h("svg:text", { class: "f2b-chart-label", x: PAD.left - 6, y: y + 4, "text-anchor": "end" },

@@ -161,7 +161,7 @@ export function addressProblem(text) {
         return `prefixes shorter than /${min} are refused`;
     for (let bit = n; bit < bits; bit++) {
         if (bytes[bit >> 3] & (0x80 >> (bit & 7)))
-            return `host bits are set: did you mean the network address of ${t}?`;
+            return `host bits are set after /${n}: give the network address`;
     }
     return null;
 }

@@ -1,0 +1,156 @@
+// A minimal Chrome DevTools Protocol driver for the Cockpit page tests, run with Debian's
+// Node (`node --experimental-websocket cdp.mjs WS_URL`; no npm package, no browser download).
+//
+// It opens one tab in the headless Chromium behind WS_URL and then reads one JSON command per
+// line on stdin, answering each with one JSON line on stdout:
+//   {"cmd":"goto","url":U}                          navigate; wait for load (or the #fragment change)
+//   {"cmd":"eval","expr":E}                         value of E (promises are awaited)
+//   {"cmd":"wait","expr":E,"timeout_ms":N}          until E is truthy (checked on each DOM change)
+//   {"cmd":"click","selector":S}                    a real mouse click in the middle of S
+//   {"cmd":"type","selector":S,"text":T}            focus S, clear it, type T as keyboard input
+//   {"cmd":"screenshot","path":P}                   PNG of the whole page
+//   {"cmd":"quit"}
+// Answers: {"ok":true,"value":…} or {"ok":false,"error":…}; "errors" lists JavaScript
+// exceptions the page threw since the previous answer.
+
+import { createInterface } from "node:readline";
+import { writeFileSync } from "node:fs";
+
+const ws = new WebSocket(process.argv[2]);
+let nextId = 1;
+const pending = new Map();
+const waiters = [];
+let session = null;
+let pageErrors = [];
+
+ws.addEventListener("message", ev => {
+    const msg = JSON.parse(ev.data);
+    if (msg.id && pending.has(msg.id)) {
+        const { resolve, reject } = pending.get(msg.id);
+        pending.delete(msg.id);
+        if (msg.error)
+            reject(new Error(msg.error.message + (msg.error.data ? ": " + msg.error.data : "")));
+        else
+            resolve(msg.result);
+        return;
+    }
+    if (msg.method === "Runtime.exceptionThrown") {
+        const d = msg.params.exceptionDetails;
+        pageErrors.push((d.exception && d.exception.description) || d.text);
+    }
+    for (const w of waiters.splice(0)) {
+        if (!w(msg))
+            waiters.push(w);
+    }
+});
+
+function send(method, params = {}, toSession = true) {
+    const id = nextId++;
+    const msg = { id, method, params };
+    if (toSession && session)
+        msg.sessionId = session;
+    ws.send(JSON.stringify(msg));
+    return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
+}
+
+function event(name) {
+    return new Promise(resolve => waiters.push(m => (m.method === name ? (resolve(m.params), true) : false)));
+}
+
+async function evaluate(expr) {
+    const r = await send("Runtime.evaluate", { expression: expr, awaitPromise: true, returnByValue: true });
+    if (r.exceptionDetails)
+        throw new Error((r.exceptionDetails.exception && r.exceptionDetails.exception.description) || r.exceptionDetails.text);
+    return r.result.value;
+}
+
+// Resolves when `expr` is truthy: checked now and after every DOM mutation, in the page.
+function waitExpr(expr, timeout) {
+    return evaluate(`new Promise((resolve, reject) => {
+        const check = () => { try { return !!(${expr}); } catch (e) { return false; } };
+        if (check()) return resolve(true);
+        const obs = new MutationObserver(() => { if (check()) { obs.disconnect(); clearTimeout(t); resolve(true); } });
+        obs.observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+        const t = setTimeout(() => { obs.disconnect(); reject(new Error("timed out after ${timeout} ms waiting for: " + ${JSON.stringify(expr)})); }, ${timeout});
+    })`);
+}
+
+async function center(selector) {
+    const box = await evaluate(`(() => {
+        const el = document.querySelector(${JSON.stringify(selector)});
+        if (!el) return null;
+        el.scrollIntoView({ block: "center" });
+        const r = el.getBoundingClientRect();
+        return { x: r.x + r.width / 2, y: r.y + r.height / 2 };
+    })()`);
+    if (!box)
+        throw new Error("no element matches " + selector);
+    return box;
+}
+
+async function run(c) {
+    switch (c.cmd) {
+    case "goto": {
+        // A new document fires load; a change of the #fragment only navigates within it.
+        const loaded = Promise.race([event("Page.loadEventFired"), event("Page.navigatedWithinDocument")]);
+        await send("Page.navigate", { url: c.url });
+        await loaded;
+        return null;
+    }
+    case "eval":
+        return evaluate(c.expr);
+    case "wait":
+        return waitExpr(c.expr, c.timeout_ms || 10000);
+    case "click": {
+        const { x, y } = await center(c.selector);
+        for (const type of ["mouseMoved", "mousePressed", "mouseReleased"])
+            await send("Input.dispatchMouseEvent", { type, x, y, button: "left", clickCount: 1 });
+        return null;
+    }
+    case "type": {
+        const { x, y } = await center(c.selector);
+        for (const type of ["mousePressed", "mouseReleased"])
+            await send("Input.dispatchMouseEvent", { type, x, y, button: "left", clickCount: 1 });
+        await evaluate(`document.querySelector(${JSON.stringify(c.selector)}).select()`);
+        await send("Input.insertText", { text: c.text });
+        return null;
+    }
+    case "screenshot": {
+        const r = await send("Page.captureScreenshot", { format: "png", captureBeyondViewport: true });
+        writeFileSync(c.path, Buffer.from(r.data, "base64"));
+        return null;
+    }
+    case "quit":
+        ws.close();
+        process.exit(0);
+    }
+    throw new Error("unknown command " + c.cmd);
+}
+
+ws.addEventListener("open", async () => {
+    const { targetId } = await send("Target.createTarget", { url: "about:blank" }, false);
+    ({ sessionId: session } = await send("Target.attachToTarget", { targetId, flatten: true }, false));
+    await send("Page.enable");
+    await send("Runtime.enable");
+    await send("Emulation.setDeviceMetricsOverride", { width: 1280, height: 900, deviceScaleFactor: 1, mobile: false });
+    console.log(JSON.stringify({ ok: true, value: "ready" }));
+    const lines = createInterface({ input: process.stdin });
+    for await (const line of lines) {
+        if (!line.trim())
+            continue;
+        let answer;
+        try {
+            answer = { ok: true, value: await run(JSON.parse(line)) };
+        } catch (e) {
+            answer = { ok: false, error: String(e && e.message ? e.message : e) };
+        }
+        answer.errors = pageErrors;
+        pageErrors = [];
+        console.log(JSON.stringify(answer));
+    }
+    ws.close();
+});
+ws.addEventListener("error", e => {
+    console.log(JSON.stringify({ ok: false, error: "websocket: " + (e.message || "error") }));
+    process.exit(1);
+});
