@@ -18,6 +18,7 @@ PKGS=(
   dovecot-imapd vsftpd nginx apache2 apache2-utils dropbear-bin      # real services in filter tests
   mmdebstrap systemd-container                                       # system test: Debian 12 booted under systemd-nspawn
   man-db binutils                                                    # man pages rendered in tests; objcopy for cargo-deb's dbgsym
+  cockpit-ws cockpit-bridge chromium nodejs                          # the Cockpit page in a headless browser (tests/cockpit.rs)
 )
 missing=()
 for p in "${PKGS[@]}"; do
