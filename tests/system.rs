@@ -8,6 +8,10 @@
 //!   systemd-nspawn, and used as an administrator would (see `tests/system/container.rs`).
 //!   Needs root; it says why it skips otherwise.
 
+#[path = "system/admin.rs"]
+mod admin;
+#[path = "cockpit/browser.rs"]
+mod browser;
 #[path = "system/container.rs"]
 mod container;
 #[path = "system/mangen.rs"]

@@ -1,5 +1,8 @@
 //! Headless Debian Chromium driven over the DevTools protocol by `cdp.mjs` (Node's built-in
-//! WebSocket client): one JSON command per line in, one JSON answer per line out.
+//! WebSocket client): one JSON command per line in, one JSON answer per line out. Shared by
+//! tests/cockpit.rs and the system test (tests/system/admin.rs).
+
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -21,9 +24,22 @@ pub struct Browser {
 
 impl Browser {
     pub fn start() -> Browser {
+        Browser::start_in(None)
+    }
+
+    /// Chromium and its driver inside the named network namespace (`ip netns exec NS`).
+    pub fn start_in(netns: Option<&str>) -> Browser {
+        let exec = |prog: &str| match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, prog]);
+                c
+            }
+            None => Command::new(prog),
+        };
         let profile = tempfile::tempdir().unwrap();
         let log = profile.path().join("chromium.log");
-        let mut chromium = Command::new(CHROMIUM)
+        let mut chromium = exec(CHROMIUM)
             .args([
                 "--headless=new",
                 "--no-sandbox",
@@ -60,7 +76,7 @@ impl Browser {
             std::thread::sleep(Duration::from_millis(50));
         };
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cockpit/cdp.mjs");
-        let mut driver = Command::new("node")
+        let mut driver = exec("node")
             .arg("--experimental-websocket")
             .arg(script)
             .arg(&url)
