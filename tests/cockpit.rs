@@ -77,7 +77,7 @@ fn can_run(test: &str) -> bool {
             return false;
         }
     }
-    for tool in ["node", "dbus-daemon", "busctl", "nft", "ip"] {
+    for tool in ["dbus-daemon", "busctl", "nft", "ip"] {
         if !have(tool) {
             println!("SKIP {test}: {tool} is missing (bash packaging/build-deps.sh --tests)");
             return false;

@@ -109,11 +109,7 @@ fn f2b_1_is_generated_from_the_cli() {
 /// `f2b completions SHELL` prints for the CLI as it is.
 #[test]
 fn shipped_completions_are_current() {
-    for (shell, file) in [
-        ("bash", "f2b.bash"),
-        ("zsh", "_f2b"),
-        ("fish", "f2b.fish"),
-    ] {
+    for (shell, file) in [("bash", "f2b.bash"), ("zsh", "_f2b"), ("fish", "f2b.fish")] {
         let out = Command::new(env!("CARGO_BIN_EXE_f2b"))
             .args(["completions", shell])
             .output()

@@ -14,6 +14,29 @@ use serde_json::{json, Value};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Why the browser cannot run here (None: it can): Chromium, and a Node with a WebSocket client
+/// (Node 20+ behind --experimental-websocket, built in from 22).
+pub fn unavailable() -> Option<String> {
+    if !Path::new(CHROMIUM).exists() {
+        return Some(format!("{CHROMIUM} is missing (apt install chromium)"));
+    }
+    let node = Command::new("node")
+        .args([
+            "--experimental-websocket",
+            "-e",
+            "process.exit(typeof WebSocket === 'function' ? 0 : 3)",
+        ])
+        .output();
+    match node {
+        Err(_) => Some("node is missing (apt install nodejs)".into()),
+        Ok(o) if !o.status.success() => Some(format!(
+            "this node has no WebSocket client (Node 20 or later is needed): {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Ok(_) => None,
+    }
+}
+
 pub struct Browser {
     chromium: Child,
     driver: Child,

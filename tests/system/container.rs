@@ -118,8 +118,6 @@ pub fn run() {
         "sshpass",
         "ssh",
         "timeout",
-        "chromium",
-        "node",
     ] {
         assert!(
             have(tool),
@@ -641,11 +639,9 @@ fn checks(c: &Container, t0: Instant) {
     c.ok("apt-get install -y -q /opt/f2b/debs/f2b_*.deb");
     step("package installed", t0);
     assert_eq!(c.ok("systemctl is-enabled f2b.service").trim(), "enabled");
-    c.ok(
-        "test -f /usr/share/bash-completion/completions/f2b && \
+    c.ok("test -f /usr/share/bash-completion/completions/f2b && \
          test -f /usr/share/zsh/vendor-completions/_f2b && \
-         test -f /usr/share/fish/vendor_completions.d/f2b.fish",
-    );
+         test -f /usr/share/fish/vendor_completions.d/f2b.fish");
     c.wait_for(
         "systemctl is-active -q f2b.service",
         30,
