@@ -320,6 +320,26 @@ fn page_shows_and_steers_f2bd() {
         json!(true),
         "the page was reloaded"
     );
+
+    // Stop and start the jail from the overview: its bans are lifted, the page follows.
+    b.goto(&ws.url("#/"));
+    b.wait("document.querySelector('[data-toggle=sshd]')");
+    b.click("[data-toggle=sshd]");
+    b.wait("document.querySelector('#jails tr[data-jail=sshd]').innerText.includes('Stopped')");
+    b.wait("document.querySelector('#stat-bans .f2b-stat-value').innerText === '0'");
+    wait_nft(&s.ns, "a stopped jail's bans are still enforced", |t| {
+        !in_set(t, "192.0.2.11")
+    });
+    b.click("[data-toggle=sshd]");
+    b.wait("document.querySelector('#jails tr[data-jail=sshd]').innerText.includes('Running')");
+    let enabled = s.bus.busctl_ok(&[
+        "get-property",
+        "org.f2b",
+        "/org/f2b/jail/sshd",
+        "org.f2b.Jail1",
+        "Enabled",
+    ]);
+    assert_eq!(enabled.trim(), "b true");
     drop(b);
     drop(ws);
     let log = s.f2bd.log();

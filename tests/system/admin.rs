@@ -139,6 +139,10 @@ pub fn disabled_f2b_stays_down_on_dbus_calls(c: &Container, t0: Instant) {
                         busctl call org.f2b /org/f2b org.f2b.Manager1 ListJails";
     c.ok("systemctl disable --now f2b.service");
     let out = c.sh(CALL);
+    println!(
+        "a call to a disabled f2b: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     assert!(
         !out.status.success(),
         "the call was answered by a disabled f2b"
