@@ -449,7 +449,7 @@ async fn ban_history_and_journal_matches_queries() {
         "[defaults]\nignoreself = false\n[jail.ssh]\nenabled = true\nfilter = \"testssh\"\n\
          maxretry = 3\nfindtime = \"10m\"\nbantime = \"1h\"\n",
     );
-    let mut run = common::start(settings, dir.path(), f2b::source::StartAt::Head, false);
+    let mut run = common::start(settings, dir.path(), f2b::source::StartAt::Head, true);
     // Events come in order: once the newest ban is announced, the older ones are recorded.
     assert_eq!(run.next_ban(10).await.1, "192.0.2.2");
     let history = |since_us, limit| {
