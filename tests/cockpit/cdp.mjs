@@ -1,5 +1,7 @@
 // A minimal Chrome DevTools Protocol driver for the Cockpit page tests, run with Debian's
 // Node (`node --experimental-websocket cdp.mjs WS_URL`; no npm package, no browser download).
+// Node 20 has a WebSocket client behind that flag (22 without it); on Node 18, which has
+// none, the small client below (RFC 6455 text frames over node:http's upgrade) is used.
 //
 // It opens one tab in the headless Chromium behind WS_URL and then reads one JSON command per
 // line on stdin, answering each with one JSON line on stdout:
@@ -15,8 +17,112 @@
 
 import { createInterface } from "node:readline";
 import { writeFileSync } from "node:fs";
+import http from "node:http";
+import crypto from "node:crypto";
 
-const ws = new WebSocket(process.argv[2]);
+/** Just what this driver needs of a WebSocket client: text messages, open/message/error. */
+class SmallWebSocket extends EventTarget {
+    constructor(url) {
+        super();
+        const u = new URL(url);
+        this.buf = Buffer.alloc(0);
+        this.parts = [];
+        const req = http.request({
+            host: u.hostname, port: u.port, path: u.pathname,
+            headers: {
+                Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": crypto.randomBytes(16).toString("base64"),
+            },
+        });
+        req.on("upgrade", (_res, socket, head) => {
+            this.socket = socket;
+            this.buf = head;
+            socket.on("data", d => { this.buf = Buffer.concat([this.buf, d]); this.parse() });
+            this.dispatchEvent(new Event("open"));
+            this.parse();
+        });
+        req.on("error", e => {
+            const ev = new Event("error");
+            ev.message = e.message;
+            this.dispatchEvent(ev);
+        });
+        req.end();
+    }
+
+    parse() {
+        for (;;) {
+            const b = this.buf;
+            if (b.length < 2)
+                return;
+            const fin = b[0] & 0x80;
+            const op = b[0] & 0x0f;
+            let len = b[1] & 0x7f;
+            let off = 2;
+            if (len === 126) {
+                if (b.length < 4) return;
+                len = b.readUInt16BE(2);
+                off = 4;
+            } else if (len === 127) {
+                if (b.length < 10) return;
+                len = Number(b.readBigUInt64BE(2));
+                off = 10;
+            }
+            if (b.length < off + len)
+                return;
+            const payload = b.subarray(off, off + len);
+            this.buf = b.subarray(off + len);
+            if (op === 8) {
+                this.socket.end();
+                return;
+            }
+            if (op === 9) {
+                this.frame(10, payload);
+            } else if (op <= 2) {
+                this.parts.push(payload);
+                if (fin) {
+                    const ev = new Event("message");
+                    ev.data = Buffer.concat(this.parts).toString("utf8");
+                    this.parts = [];
+                    this.dispatchEvent(ev);
+                }
+            }
+        }
+    }
+
+    // Client frames are masked (RFC 6455 5.3).
+    frame(op, data) {
+        const n = data.length;
+        let head;
+        if (n < 126) {
+            head = Buffer.from([0x80 | op, 0x80 | n]);
+        } else if (n < 65536) {
+            head = Buffer.from([0x80 | op, 0x80 | 126, n >> 8, n & 255]);
+        } else {
+            head = Buffer.alloc(10);
+            head[0] = 0x80 | op;
+            head[1] = 0x80 | 127;
+            head.writeBigUInt64BE(BigInt(n), 2);
+        }
+        const mask = crypto.randomBytes(4);
+        const body = Buffer.from(data);
+        for (let i = 0; i < n; i++) body[i] ^= mask[i & 3];
+        this.socket.write(Buffer.concat([head, mask, body]));
+    }
+
+    send(text) {
+        this.frame(1, Buffer.from(text, "utf8"));
+    }
+
+    close() {
+        if (this.socket) {
+            this.frame(8, Buffer.alloc(0));
+            this.socket.end();
+        }
+    }
+}
+
+const Client = typeof WebSocket === "function" && !process.env.F2B_CDP_SMALL_WS ? WebSocket : SmallWebSocket;
+const ws = new Client(process.argv[2]);
 let nextId = 1;
 const pending = new Map();
 const waiters = [];
