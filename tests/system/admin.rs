@@ -11,6 +11,8 @@
 //!   activation works again.
 
 use std::path::PathBuf;
+
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 use crate::browser::{unban_button, Browser};
@@ -33,8 +35,19 @@ fn login(b: &mut Browser, user: &str, password: &str, fragment: &str) {
     b.type_into("#login-user-input", user);
     b.type_into("#login-password-input", password);
     b.click("#login-button");
-    // The login page reloads into the session; until cockpit-ws has set the session cookie,
-    // every path answers with the login page again.
+    // A refused login says why on the page; an accepted one reloads it into the session
+    // (the evaluation is cut short by the navigation, which is what is waited for here).
+    let refused = b.send(json!({
+        "cmd": "wait",
+        "expr": "(document.querySelector('#login-error-message') || {innerText: ''}).innerText.trim() !== ''",
+        "timeout_ms": 20000,
+    }));
+    assert!(
+        refused["ok"] != true,
+        "{user}'s login was refused: {}",
+        b.text("#login-error-message")
+    );
+    // Until cockpit-ws has set the session cookie, every path answers with the login page.
     let page = format!("{base}/cockpit/@localhost/f2b/index.html{fragment}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
