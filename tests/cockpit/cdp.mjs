@@ -7,7 +7,8 @@
 // line on stdin, answering each with one JSON line on stdout:
 //   {"cmd":"goto","url":U}                          navigate; wait for load (or the #fragment change)
 //   {"cmd":"eval","expr":E}                         value of E (promises are awaited)
-//   {"cmd":"wait","expr":E,"timeout_ms":N}          until E is truthy (checked on each DOM change)
+//   {"cmd":"wait","expr":E,"timeout_ms":N}          until E is truthy (checked on each DOM change);
+//                                                   fails if the page navigates away meanwhile
 //   {"cmd":"click","selector":S}                    a real mouse click in the middle of S
 //   {"cmd":"type","selector":S,"text":T}            focus S, clear it, type T as keyboard input
 //   {"cmd":"screenshot","path":P}                   PNG of the whole page
@@ -170,15 +171,33 @@ async function evaluate(expr) {
     return r.result.value;
 }
 
+// Settles to {value} or {error}, never rejects (no unhandled rejection can end the driver).
+const settle = p => p.then(value => ({ value }), error => ({ error }));
+
+// `p`, unless `ms` pass or (with `navigation`) the page navigates away first: an evaluation
+// in a page that is replaced never answers.
+async function guarded(p, ms, what, navigation = true) {
+    let timer;
+    const navigated = navigation
+        ? event("Runtime.executionContextsCleared").then(() => ({ error: new Error("the page navigated away during " + what) }))
+        : new Promise(() => {});
+    const late = new Promise(resolve => { timer = setTimeout(() => resolve({ error: new Error("no answer within " + ms + " ms: " + what) }), ms) });
+    const r = await Promise.race([settle(p), navigated, late]);
+    clearTimeout(timer);
+    if (r.error)
+        throw r.error;
+    return r.value;
+}
+
 // Resolves when `expr` is truthy: checked now and after every DOM mutation, in the page.
 function waitExpr(expr, timeout) {
-    return evaluate(`new Promise((resolve, reject) => {
+    return guarded(evaluate(`new Promise((resolve, reject) => {
         const check = () => { try { return !!(${expr}); } catch (e) { return false; } };
         if (check()) return resolve(true);
         const obs = new MutationObserver(() => { if (check()) { obs.disconnect(); clearTimeout(t); resolve(true); } });
         obs.observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
         const t = setTimeout(() => { obs.disconnect(); reject(new Error("timed out after ${timeout} ms waiting for: " + ${JSON.stringify(expr)})); }, ${timeout});
-    })`);
+    })`), timeout + 1000, "wait for " + expr);
 }
 
 async function center(selector) {
@@ -200,7 +219,7 @@ async function run(c) {
         // A new document fires load; a change of the #fragment only navigates within it.
         const loaded = Promise.race([event("Page.loadEventFired"), event("Page.navigatedWithinDocument")]);
         await send("Page.navigate", { url: c.url });
-        await loaded;
+        await guarded(loaded, 30000, "load " + c.url, false);
         return null;
     }
     case "eval":
