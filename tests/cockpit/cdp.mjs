@@ -223,7 +223,7 @@ async function run(c) {
         return null;
     }
     case "eval":
-        return evaluate(c.expr);
+        return guarded(evaluate(c.expr), 15000, "eval " + c.expr);
     case "wait":
         return waitExpr(c.expr, c.timeout_ms || 10000);
     case "click": {
@@ -263,9 +263,11 @@ ws.addEventListener("open", async () => {
     for await (const line of lines) {
         if (!line.trim())
             continue;
+        if (process.env.F2B_CDP_DEBUG)
+            process.stderr.write("cdp> " + line + "\n");
         let answer;
         try {
-            answer = { ok: true, value: await run(JSON.parse(line)) };
+            answer = { ok: true, value: await guarded(run(JSON.parse(line)), 60000, line, false) };
         } catch (e) {
             answer = { ok: false, error: String(e && e.message ? e.message : e) };
         }

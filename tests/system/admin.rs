@@ -36,23 +36,28 @@ fn login(b: &mut Browser, user: &str, password: &str, fragment: &str) {
     b.type_into("#login-password-input", password);
     b.click("#login-button");
     // A refused login says why on the page; an accepted one reloads it into the session
-    // (the evaluation is cut short by the navigation, which is what is waited for here).
-    let refused = b.send(json!({
+    // (then the login form is gone, or the wait is cut short by the navigation).
+    const ERROR: &str =
+        "(document.querySelector('#login-error-message') || {innerText: ''}).innerText.trim()";
+    b.send(json!({
         "cmd": "wait",
-        "expr": "(document.querySelector('#login-error-message') || {innerText: ''}).innerText.trim() !== ''",
+        "expr": format!("{ERROR} !== '' || !document.querySelector('#login-user-input')"),
         "timeout_ms": 20000,
     }));
+    let error = b.send(json!({"cmd": "eval", "expr": ERROR}))["value"].clone();
     assert!(
-        refused["ok"] != true,
-        "{user}'s login was refused: {}",
-        b.text("#login-error-message")
+        !error.as_str().is_some_and(|e| !e.is_empty()),
+        "{user}'s login was refused: {error}"
     );
-    // Until cockpit-ws has set the session cookie, every path answers with the login page.
+    // Until cockpit-ws has set the session cookie, every path answers with the login page;
+    // while the login page reloads itself, a command may find no page to talk to.
     let page = format!("{base}/cockpit/@localhost/f2b/index.html{fragment}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        b.goto(&page);
-        if b.eval("!!document.querySelector('#view')") == true {
+        let shown = b.send(json!({"cmd": "goto", "url": page}))["ok"] == true
+            && b.send(json!({"cmd": "eval", "expr": "!!document.querySelector('#view')"}))["value"]
+                == true;
+        if shown {
             break;
         }
         assert!(
