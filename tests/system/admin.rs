@@ -46,7 +46,7 @@ fn login(b: &mut Browser, user: &str, password: &str, fragment: &str) {
     }));
     let error = b.send(json!({"cmd": "eval", "expr": ERROR}))["value"].clone();
     assert!(
-        !error.as_str().is_some_and(|e| !e.is_empty()),
+        error.as_str().is_none_or(|e| e.is_empty()),
         "{user}'s login was refused: {error}"
     );
     // Until cockpit-ws has set the session cookie, every path answers with the login page;
