@@ -141,6 +141,11 @@ ws.addEventListener("message", ev => {
             resolve(msg.result);
         return;
     }
+    // A page that asks before it is left (beforeunload) or alerts would block headless
+    // navigation: accept every dialog.
+    if (msg.method === "Page.javascriptDialogOpening") {
+        send("Page.handleJavaScriptDialog", { accept: true }).catch(() => {});
+    }
     if (msg.method === "Runtime.exceptionThrown") {
         const d = msg.params.exceptionDetails;
         pageErrors.push((d.exception && d.exception.description) || d.text);

@@ -50,15 +50,23 @@ fn login(b: &mut Browser, user: &str, password: &str, fragment: &str) {
         "{user}'s login was refused: {error}"
     );
     // Until cockpit-ws has set the session cookie, every path answers with the login page;
-    // while the login page reloads itself, a command may find no page to talk to.
+    // a fresh session's first page may reload itself once while it connects.
     let page = format!("{base}/cockpit/@localhost/f2b/index.html{fragment}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let shown = b.send(json!({"cmd": "goto", "url": page}))["ok"] == true
-            && b.send(json!({"cmd": "eval", "expr": "!!document.querySelector('#view')"}))["value"]
-                == true;
-        if shown {
-            break;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    'open: loop {
+        b.send(json!({"cmd": "goto", "url": page}));
+        for _ in 0..3 {
+            let r = b.send(json!({
+                "cmd": "wait",
+                "expr": "document.body.dataset.loaded === 'yes'",
+                "timeout_ms": 10000,
+            }));
+            if r["ok"] == true {
+                break 'open;
+            }
+            if !r["error"].as_str().unwrap_or("").contains("navigated") {
+                break;
+            }
         }
         assert!(
             Instant::now() < deadline,
@@ -66,7 +74,6 @@ fn login(b: &mut Browser, user: &str, password: &str, fragment: &str) {
             b.text("body")
         );
     }
-    b.wait("document.body.dataset.loaded === 'yes'");
 }
 
 /// Wait until `ns` can (or cannot) connect to the container's sshd on `addr`.
