@@ -12,6 +12,7 @@
 //   {"cmd":"click","selector":S}                    a real mouse click in the middle of S
 //   {"cmd":"type","selector":S,"text":T}            focus S, clear it, type T as keyboard input
 //   {"cmd":"screenshot","path":P}                   PNG of the whole page
+//   {"cmd":"newtab"}                                continue in a new tab (cookies kept)
 //   {"cmd":"quit"}
 // Answers: {"ok":true,"value":…} or {"ok":false,"error":…}; "errors" lists JavaScript
 // exceptions the page threw since the previous answer.
@@ -250,6 +251,9 @@ async function run(c) {
         writeFileSync(c.path, Buffer.from(r.data, "base64"));
         return null;
     }
+    case "newtab":
+        await newTab();
+        return null;
     case "quit":
         ws.close();
         process.exit(0);
@@ -257,12 +261,22 @@ async function run(c) {
     throw new Error("unknown command " + c.cmd);
 }
 
-ws.addEventListener("open", async () => {
-    const { targetId } = await send("Target.createTarget", { url: "about:blank" }, false);
-    ({ sessionId: session } = await send("Target.attachToTarget", { targetId, flatten: true }, false));
+let target = null;
+
+// A fresh tab (same browser profile: cookies stay), the previous one closed.
+async function newTab() {
+    const old = target;
+    ({ targetId: target } = await send("Target.createTarget", { url: "about:blank" }, false));
+    ({ sessionId: session } = await send("Target.attachToTarget", { targetId: target, flatten: true }, false));
     await send("Page.enable");
     await send("Runtime.enable");
     await send("Emulation.setDeviceMetricsOverride", { width: 1280, height: 900, deviceScaleFactor: 1, mobile: false });
+    if (old)
+        await send("Target.closeTarget", { targetId: old }, false);
+}
+
+ws.addEventListener("open", async () => {
+    await newTab();
     console.log(JSON.stringify({ ok: true, value: "ready" }));
     const lines = createInterface({ input: process.stdin });
     for await (const line of lines) {

@@ -50,10 +50,12 @@ fn login(b: &mut Browser, user: &str, password: &str, fragment: &str) {
         "{user}'s login was refused: {error}"
     );
     // Until cockpit-ws has set the session cookie, every path answers with the login page;
-    // a fresh session's first page may reload itself once while it connects.
+    // a fresh session's first page may reload itself once while it connects. (The page the
+    // login lands on, Cockpit's shell, is not installed: the f2b page opens in a new tab.)
     let page = format!("{base}/cockpit/@localhost/f2b/index.html{fragment}");
     let deadline = Instant::now() + Duration::from_secs(60);
     'open: loop {
+        b.ok(json!({"cmd": "newtab"}));
         b.send(json!({"cmd": "goto", "url": page}));
         for _ in 0..3 {
             let r = b.send(json!({
