@@ -1,7 +1,7 @@
 //! Headless Debian Chromium driven over the DevTools protocol by `cdp.mjs` (Node's built-in
 //! WebSocket client, or its own small one on Debian 12's Node 18): one JSON command per line
-//! in, one JSON answer per line out. Shared by
-//! tests/cockpit.rs and the system test (tests/system/admin.rs).
+//! in, one JSON answer per line out. Shared by tests/cockpit.rs and the system test
+//! (tests/system/admin.rs). F2B_CDP_DEBUG=1 makes the driver echo each command on stderr.
 
 #![allow(dead_code)]
 

@@ -16,7 +16,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 use crate::browser::{unban_button, Browser};
-use crate::container::{connects, step, Container, ATTACKER, SRV_A, SRV_B};
+use crate::container::{connects, step, text, Container, ATTACKER, SRV_A, SRV_B};
 
 /// The polkit rule an admin writes: members of f2badmin may manage f2b.
 const RULE: &str = "polkit.addRule(function(action, subject) {\n    \
@@ -173,6 +173,12 @@ pub fn disabled_f2b_stays_down_on_dbus_calls(c: &Container, t0: Instant) {
     assert!(
         !out.status.success(),
         "the call was answered by a disabled f2b"
+    );
+    // The bus asks systemd for the alias, which exists only while f2b.service is enabled.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dbus-org.f2b.service not found"),
+        "{}",
+        text(&out)
     );
     assert_eq!(
         c.sh_text("systemctl is-active f2b.service").trim(),
