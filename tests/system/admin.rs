@@ -37,8 +37,10 @@ fn login(b: &mut Browser, user: &str, password: &str, fragment: &str) {
     b.click("#login-button");
     // A refused login says why on the page; an accepted one reloads it into the session
     // (then the login form is gone, or the wait is cut short by the navigation).
-    const ERROR: &str =
-        "(document.querySelector('#login-error-message') || {innerText: ''}).innerText.trim()";
+    // (Until login.js runs, the message holds the page's no-JavaScript notice.)
+    const ERROR: &str = "(() => { const e = document.querySelector('#login-error-message'); \
+        return e && e.offsetParent !== null && !e.innerText.includes('enable JavaScript') \
+        ? e.innerText.trim() : ''; })()";
     b.send(json!({
         "cmd": "wait",
         "expr": format!("{ERROR} !== '' || !document.querySelector('#login-user-input')"),
