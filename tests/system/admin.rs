@@ -35,22 +35,34 @@ fn login(b: &mut Browser, user: &str, password: &str, fragment: &str) {
     b.type_into("#login-user-input", user);
     b.type_into("#login-password-input", password);
     b.click("#login-button");
-    // A refused login says why on the page; an accepted one reloads it into the session
-    // (then the login form is gone, or the wait is cut short by the navigation).
+    // A refused login says why on the page; an accepted one reloads it into the session (the
+    // form goes; waits are cut short while the page is replaced). The session must be set up
+    // before this tab is left, or its login request would be cut short.
     // (Until login.js runs, the message holds the page's no-JavaScript notice.)
     const ERROR: &str = "(() => { const e = document.querySelector('#login-error-message'); \
         return e && e.offsetParent !== null && !e.innerText.includes('enable JavaScript') \
         ? e.innerText.trim() : ''; })()";
-    b.send(json!({
-        "cmd": "wait",
-        "expr": format!("{ERROR} !== '' || !document.querySelector('#login-user-input')"),
-        "timeout_ms": 20000,
-    }));
-    let error = b.send(json!({"cmd": "eval", "expr": ERROR}))["value"].clone();
-    assert!(
-        error.as_str().is_none_or(|e| e.is_empty()),
-        "{user}'s login was refused: {error}"
-    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = b.send(json!({
+            "cmd": "wait",
+            "expr": format!("!document.querySelector('#login-user-input') || {ERROR} !== ''"),
+            "timeout_ms": 5000,
+        }));
+        if r["ok"] == true {
+            let error = b.send(json!({"cmd": "eval", "expr": ERROR}))["value"].clone();
+            assert!(
+                error.as_str().is_none_or(|e| e.is_empty()),
+                "{user}'s login was refused: {error}"
+            );
+            let gone =
+                json!({"cmd": "eval", "expr": "!document.querySelector('#login-user-input')"});
+            if b.send(gone)["value"] == true {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "{user}'s login did not finish");
+    }
     // Until cockpit-ws has set the session cookie, every path answers with the login page;
     // a fresh session's first page may reload itself once while it connects. (The page the
     // login lands on, Cockpit's shell, is not installed: the f2b page opens in a new tab.)
