@@ -36,17 +36,20 @@ fn login(b: &mut Browser, user: &str, password: &str, fragment: &str) {
     b.type_into("#login-password-input", password);
     b.click("#login-button");
     // A refused login says why on the page; an accepted one reloads it into the session (the
-    // form goes; waits are cut short while the page is replaced). The session must be set up
+    // form is hidden: without Cockpit's shell the page says cockpit-system is missing; waits
+    // are cut short while the page is replaced). The session must be set up
     // before this tab is left, or its login request would be cut short.
     // (Until login.js runs, the message holds the page's no-JavaScript notice.)
     const ERROR: &str = "(() => { const e = document.querySelector('#login-error-message'); \
         return e && e.offsetParent !== null && !e.innerText.includes('enable JavaScript') \
         ? e.innerText.trim() : ''; })()";
+    const LOGGED_IN: &str = "(() => { const u = document.querySelector('#login-user-input'); \
+        return !u || u.offsetParent === null; })()";
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let r = b.send(json!({
             "cmd": "wait",
-            "expr": format!("!document.querySelector('#login-user-input') || {ERROR} !== ''"),
+            "expr": format!("{LOGGED_IN} || {ERROR} !== ''"),
             "timeout_ms": 5000,
         }));
         if r["ok"] == true {
