@@ -148,6 +148,8 @@ pub fn cockpit_page(c: &Container, t0: Instant) {
     let log = c.ok("journalctl -u f2b -o cat --no-pager");
     assert!(log.contains(&format!("Unban {ATTACKER}")), "{log}");
     step("alice: banned from the page, the attacker is blocked", t0);
+    // Cockpit is done: its sessions and user managers would only slow the power-off down.
+    c.sh("systemctl stop cockpit.socket cockpit.service; loginctl terminate-user alice bob");
 }
 
 pub fn disabled_f2b_stays_down_on_dbus_calls(c: &Container, t0: Instant) {
