@@ -8,6 +8,10 @@
 //!   systemd-nspawn, and used as an administrator would (see `tests/system/container.rs`).
 //!   Needs root; it says why it skips otherwise.
 
+#[path = "system/admin.rs"]
+mod admin;
+#[path = "cockpit/browser.rs"]
+mod browser;
 mod common;
 #[path = "system/container.rs"]
 mod container;
@@ -89,6 +93,32 @@ fn f2b_1_is_generated_from_the_cli() {
         "man/f2b.1 is not what the CLI definitions give: regenerate it with\n  \
          F2B_REGEN_MAN=1 cargo test --test system f2b_1"
     );
+}
+
+/// The shell completion files the packages ship (packaging/completions/) are what
+/// `f2b completions SHELL` prints for the CLI as it is.
+#[test]
+fn shipped_completions_are_current() {
+    for (shell, file) in [("bash", "f2b.bash"), ("zsh", "_f2b"), ("fish", "f2b.fish")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_f2b"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "f2b completions {shell} failed");
+        let path = repo().join("packaging/completions").join(file);
+        if std::env::var_os("F2B_REGEN_COMPLETIONS").is_some() {
+            std::fs::write(&path, &out.stdout).unwrap();
+            println!("wrote {}", path.display());
+            continue;
+        }
+        let committed = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            committed == out.stdout,
+            "{} is not what `f2b completions {shell}` prints: regenerate them with\n  \
+             F2B_REGEN_COMPLETIONS=1 cargo test --test system shipped_completions",
+            path.display()
+        );
+    }
 }
 
 /// Long options in clap's help output (`--name`).

@@ -7,6 +7,7 @@ use zbus::message::Header;
 use super::error::{Error, Result};
 use super::types::BanRecord;
 use super::{validate, Shared};
+use crate::engine::api::Query;
 use crate::engine::{Command, JailInfo, JailSettings, Tunable};
 
 pub(crate) struct JailObject {
@@ -104,6 +105,18 @@ impl JailObject {
         self.shared
             .list_bans(Some(self.name.clone()), offset, limit)
             .await
+    }
+
+    /// The journal matches this jail reads (`FIELD=value`); empty for a jail fed by other
+    /// jails' bans.
+    #[zbus(out_args("matches"))]
+    async fn get_journal_matches(&self) -> Result<Vec<String>> {
+        let jail = self.name.clone();
+        Ok(self
+            .shared
+            .engine
+            .call(|reply| Command::Query(Query::JournalMatches { jail, reply }))
+            .await??)
     }
 
     /// Enable the jail at run time (until the next reload).

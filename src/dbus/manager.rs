@@ -6,12 +6,15 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
 use super::error::Result;
-use super::types::{BanRecord, HistoryEntry};
+use super::types::{BanRecord, HistoryEntry, PastBanRecord};
 use super::{validate, Shared};
+use crate::engine::api::Query;
 use crate::engine::{Command, ReloadSummary};
 
 /// Most history entries one `GetHistory` returns (the newest).
 pub const MAX_HISTORY: usize = 10_000;
+/// Most bans one `GetBanHistory` returns (the newest): a day of a heavy attack, a few MB.
+pub const MAX_BAN_HISTORY: usize = 100_000;
 
 pub(crate) struct Manager {
     pub(crate) shared: Arc<Shared>,
@@ -48,6 +51,46 @@ impl Manager {
             .into_iter()
             .map(|(jail, start_usec)| HistoryEntry { jail, start_usec })
             .collect())
+    }
+
+    /// Bans of every address that started at or after `since_usec`, oldest first (at most
+    /// the newest 100000): what a chart of bans over time needs.
+    #[zbus(out_args("bans"))]
+    async fn get_ban_history(&self, since_usec: u64) -> Result<Vec<PastBanRecord>> {
+        let list = self
+            .shared
+            .engine
+            .call(|reply| {
+                Command::Query(Query::BanHistory {
+                    since_us: since_usec,
+                    limit: MAX_BAN_HISTORY,
+                    reply,
+                })
+            })
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|(jail, address, start_usec)| PastBanRecord {
+                jail,
+                address,
+                start_usec,
+            })
+            .collect())
+    }
+
+    /// The firewall backend and how many elements its sets hold, read back from it; `error`
+    /// says why they could not be listed ("" when they could).
+    #[zbus(out_args("backend", "elements", "error"))]
+    async fn get_firewall(&self) -> Result<(String, u32, String)> {
+        let state = self
+            .shared
+            .engine
+            .call(|reply| Command::Query(Query::Firewall(reply)))
+            .await?;
+        Ok(match state.elements {
+            Ok(n) => (state.backend, n, String::new()),
+            Err(e) => (state.backend, 0, e),
+        })
     }
 
     /// Ban `address` (or prefix) in `jail` for `seconds` (0 = the jail's ban time).

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::error::Error;
-use super::types::{BanRecord, HistoryEntry};
+use super::types::{BanRecord, HistoryEntry, PastBanRecord};
 
 /// `org.f2b.Manager1` at `/org/f2b`.
 #[zbus::proxy(
@@ -22,6 +22,12 @@ pub trait Manager1 {
 
     /// Past bans of one address.
     fn get_history(&self, address: &str) -> Result<Vec<HistoryEntry>, Error>;
+
+    /// Bans of every address since `since_usec`, oldest first.
+    fn get_ban_history(&self, since_usec: u64) -> Result<Vec<PastBanRecord>, Error>;
+
+    /// The firewall backend, the elements its sets hold, and why they could not be listed.
+    fn get_firewall(&self) -> Result<(String, u32, String), Error>;
 
     #[zbus(allow_interactive_auth)]
     fn ban(&self, jail: &str, address: &str, seconds: u64) -> Result<u64, Error>;
@@ -59,6 +65,9 @@ pub trait Jail1 {
     fn unban(&self, address: &str) -> Result<u32, Error>;
 
     fn list_bans(&self, offset: u32, limit: u32) -> Result<(Vec<BanRecord>, u32), Error>;
+
+    /// The journal matches the jail reads.
+    fn get_journal_matches(&self) -> Result<Vec<String>, Error>;
 
     #[zbus(allow_interactive_auth)]
     fn start(&self) -> Result<(), Error>;

@@ -40,3 +40,13 @@ pub struct HistoryEntry {
     /// Ban start, µs since the epoch.
     pub start_usec: u64,
 }
+
+/// One past ban of any address: D-Bus signature `(sst)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, zbus::Type)]
+pub struct PastBanRecord {
+    pub jail: String,
+    /// Address or prefix as text.
+    pub address: String,
+    /// Ban start, µs since the epoch.
+    pub start_usec: u64,
+}

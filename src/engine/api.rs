@@ -214,6 +214,8 @@ pub enum Command {
     },
     /// Counters for the Prometheus endpoint (see [`crate::metrics`]).
     Metrics(oneshot::Sender<MetricsSnapshot>),
+    /// Read-only questions answered from the engine's state (`engine/queries.rs`).
+    Query(Query),
 }
 
 /// One running filter's counters, for the metrics.
@@ -245,6 +247,38 @@ pub struct MetricsSnapshot {
     pub caught_up: bool,
     /// Wall clock when the snapshot was taken, µs.
     pub now_us: u64,
+}
+
+/// One past ban: (jail, address or prefix as text, ban start µs).
+pub type PastBan = (String, String, u64);
+
+/// Read-only questions for pages and reports (the Cockpit page's chart and jail view).
+#[derive(Debug)]
+pub enum Query {
+    /// Bans that started at or after `since_us`, oldest first (ties by jail, address); at
+    /// most the newest `limit`.
+    BanHistory {
+        since_us: u64,
+        limit: usize,
+        reply: oneshot::Sender<Vec<PastBan>>,
+    },
+    /// The journal matches a jail reads (`FIELD=value`, as configured); empty for a jail fed
+    /// by other jails' bans.
+    JournalMatches {
+        jail: String,
+        reply: oneshot::Sender<Result<Vec<String>, CommandError>>,
+    },
+    /// What the firewall enforces, read back from it (answered off the engine loop).
+    Firewall(oneshot::Sender<FirewallState>),
+}
+
+/// The firewall as read back from the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallState {
+    /// The backend ("nftables", "dry-run").
+    pub backend: String,
+    /// Elements in f2b's sets, or why they could not be listed.
+    pub elements: Result<u32, String>,
 }
 
 /// Events the engine publishes (D-Bus signals, `f2b monitor`, metrics).

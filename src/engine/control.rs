@@ -82,6 +82,7 @@ impl Engine {
             Command::Metrics(r) => {
                 let _ = r.send(self.metrics());
             }
+            Command::Query(q) => self.query(q),
         }
     }
 

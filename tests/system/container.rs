@@ -10,6 +10,9 @@
 //!    get that client banned by the shipped default configuration: its TCP connect to port 22
 //!    fails while a second client still connects; `journalctl -u f2b` shows the ban with its
 //!    F2B_JAIL and F2B_ADDRESS fields.
+//!    Then the Cockpit page (tests/system/admin.rs): a PAM login through cockpit-ws on 9090,
+//!    the attacker's ban shown, unbanned and banned again from the page by a polkit-authorized
+//!    user, "not authorized" for a user without the rule.
 //! 4. `systemctl reload f2b` works, and fails (keeping the running configuration) on an
 //!    invalid drop-in.
 //! 5. `systemctl restart f2b` keeps the ban.
@@ -18,8 +21,10 @@
 //!    Prometheus metrics on the socket systemd passes.
 //! 8. Timer mode: f2b-scan.timer and f2b.service exclude each other; an attacker who fails
 //!    while no daemon runs is banned by the next f2b-scan.service run, which exits.
+//!    A disabled f2b is not started again by D-Bus calls (issue 10.4), an enabled one is.
 //! 9. An upgrade (`apt install` of the same package with revision 2) restarts f2bd and keeps
-//!    the ban; `apt purge` removes the units, the state, the nftables table and /etc/f2b.
+//!    the ban; `apt purge` removes the units, the state, the nftables table and /etc/f2b with
+//!    an admin's drop-in in it (and says so).
 //!
 //! The root file system (mmdebstrap, minbase) is cached as a tarball under
 //! `target/system-test/`; the container, its network namespaces and cgroups are removed at the
@@ -37,19 +42,20 @@ use crate::common::{have, is_root, repo};
 const NAME: &str = "f2bsys";
 /// The container (server) on the attacker's link, the attacker, and on a second link a client
 /// that must keep working.
-const SRV_A: &str = "10.231.1.1";
-const ATTACKER: &str = "10.231.1.2";
-const SRV_B: &str = "10.231.2.1";
+pub(crate) const SRV_A: &str = "10.231.1.1";
+pub(crate) const ATTACKER: &str = "10.231.1.2";
+pub(crate) const SRV_B: &str = "10.231.2.1";
 const CLIENT: &str = "10.231.2.2";
 /// A third link: an attacker who comes while only the timer mode runs.
 const SRV_C: &str = "10.231.3.1";
 const ATTACKER2: &str = "10.231.3.2";
 /// Packages of the root file system: the brief's list plus what f2b links (libsqlite3-0), so
 /// that apt needs no network inside the container.
-const INCLUDE: &str =
-    "systemd,systemd-sysv,dbus,polkitd,openssh-server,nftables,iproute2,libsqlite3-0,libnftnl11";
+/// cockpit-ws and cockpit-bridge for the Cockpit page (admin.rs).
+const INCLUDE: &str = "systemd,systemd-sysv,dbus,polkitd,openssh-server,nftables,iproute2,\
+                       libsqlite3-0,libnftnl11,cockpit-ws,cockpit-bridge";
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -75,7 +81,7 @@ fn quiet(cmd: &mut Command) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn step(what: &str, t0: Instant) {
+pub(crate) fn step(what: &str, t0: Instant) {
     println!("[{:>6.1}s] {what}", t0.elapsed().as_secs_f64());
 }
 
@@ -188,13 +194,13 @@ fn rootfs_tarball(work: &Path) -> PathBuf {
 }
 
 /// The booted container and everything made for it; dropped = torn down.
-struct Container {
+pub(crate) struct Container {
     dir: PathBuf,
     root: PathBuf,
     nspawn: Option<Child>,
     leader: u32,
     cgroups: Vec<PathBuf>,
-    netns: Vec<String>,
+    pub(crate) netns: Vec<String>,
 }
 
 impl Container {
@@ -351,7 +357,7 @@ impl Container {
     }
 
     /// Run a shell script inside the container (all its namespaces).
-    fn sh(&self, script: &str) -> Output {
+    pub(crate) fn sh(&self, script: &str) -> Output {
         Command::new("nsenter")
             .args(["-t", &self.leader.to_string(), "-a"])
             .args([
@@ -371,12 +377,12 @@ impl Container {
             .unwrap()
     }
 
-    fn sh_text(&self, script: &str) -> String {
+    pub(crate) fn sh_text(&self, script: &str) -> String {
         text(&self.sh(script))
     }
 
     /// Run a script that must succeed; returns its standard output.
-    fn ok(&self, script: &str) -> String {
+    pub(crate) fn ok(&self, script: &str) -> String {
         let out = self.sh(script);
         assert!(
             out.status.success(),
@@ -388,7 +394,7 @@ impl Container {
     }
 
     /// Poll `script` until it succeeds (or panic after `secs`, showing `why`).
-    fn wait_for(&self, script: &str, secs: u64, why: &str) -> String {
+    pub(crate) fn wait_for(&self, script: &str, secs: u64, why: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let out = self.sh(script);
@@ -560,7 +566,7 @@ fn remove_cgroup_tree(cg: &Path) {
 }
 
 /// Can `ns` open a TCP connection to `addr` port 22 within 3 s?
-fn connects(ns: &str, addr: &str) -> bool {
+pub(crate) fn connects(ns: &str, addr: &str) -> bool {
     quiet(Command::new("ip").args([
         "netns",
         "exec",
@@ -618,6 +624,9 @@ fn checks(c: &Container, t0: Instant) {
     c.ok("apt-get install -y -q /opt/f2b/debs/f2b_*.deb");
     step("package installed", t0);
     assert_eq!(c.ok("systemctl is-enabled f2b.service").trim(), "enabled");
+    c.ok("test -f /usr/share/bash-completion/completions/f2b && \
+         test -f /usr/share/zsh/vendor-completions/_f2b && \
+         test -f /usr/share/fish/vendor_completions.d/f2b.fish");
     c.wait_for(
         "systemctl is-active -q f2b.service",
         30,
@@ -698,6 +707,9 @@ fn checks(c: &Container, t0: Instant) {
     assert!(bans.contains(ATTACKER), "{bans}");
     let status = c.ok("systemctl show -p StatusText --value f2b");
     assert!(status.contains("1 banned"), "{status}");
+
+    // 3b. The Cockpit page: see, unban and ban that attacker as an admin, refused as a reader.
+    crate::admin::cockpit_page(c, t0);
 
     // 4. Reload: fine, then refused on a broken drop-in (and the daemon keeps running).
     c.ok("systemctl reload f2b");
@@ -819,6 +831,9 @@ fn checks(c: &Container, t0: Instant) {
     );
     step("timer mode checked", t0);
 
+    // 8b. Issue 10.4: a disabled f2b is not brought back by D-Bus activation.
+    crate::admin::disabled_f2b_stays_down_on_dbus_calls(c, t0);
+
     // 9. Upgrade keeps the ban; purge removes everything.
     let before = c.main_pid();
     c.ok("apt-get install -y -q /opt/f2b/debs/upgrade/f2b_*.deb");
@@ -844,7 +859,14 @@ fn checks(c: &Container, t0: Instant) {
     );
     step("upgrade keeps the ban", t0);
 
-    c.ok("apt-get purge -y -q f2b");
+    // An admin's drop-in: purge removes it with /etc/f2b (and says so), so that a later
+    // installation does not silently run with it.
+    c.ok("printf '[jail.sshd]\\nmaxretry = 4\\n' > /etc/f2b/jail.d/50-local.toml");
+    let purge = c.ok("apt-get purge -y -q f2b 2>&1");
+    assert!(
+        purge.contains("purge removed /etc/f2b with 1 local file"),
+        "{purge}"
+    );
     c.ok(
         "! systemctl list-unit-files --no-legend f2b.service | grep -q f2b && \
          ! test -e /var/lib/f2b && ! test -e /etc/f2b && ! test -e /usr/bin/f2bd && \
