@@ -462,7 +462,7 @@ impl Engine {
                 end_us: d.end_us,
             });
         }
-        if let Err(e) = self.opts.firewall.apply(changes).await {
+        if let Err(e) = self.opts.firewall.apply_all(changes).await {
             warn!("firewall: could not apply {} ban(s): {e}", applied.len());
         }
         for a in applied {
@@ -507,7 +507,7 @@ impl Engine {
             ..Default::default()
         };
         self.persist(c, false).await;
-        if let Err(e) = self.opts.firewall.apply(changes).await {
+        if let Err(e) = self.opts.firewall.apply_all(changes).await {
             warn!("firewall: unban failed: {e}");
         }
         for (jail, net) in lifted {
@@ -582,7 +582,7 @@ impl Engine {
             }
         }
         let n = changes.len();
-        match self.opts.firewall.apply(changes).await {
+        match self.opts.firewall.apply_all(changes).await {
             Ok(()) => info!(
                 bans = n,
                 "firewall restored with {n} ban(s) in {:.1} ms",
@@ -618,7 +618,7 @@ impl Engine {
             }
         }
         let n = changes.len();
-        if let Err(e) = self.opts.firewall.apply(changes).await {
+        if let Err(e) = self.opts.firewall.apply_all(changes).await {
             warn!("firewall: restoring {n} ban(s) failed: {e}");
         }
         if !gone.is_empty() {
@@ -977,7 +977,7 @@ impl Engine {
             .collect();
         self.opts
             .firewall
-            .apply(changes)
+            .apply_all(changes)
             .await
             .map_err(|e| CommandError::Firewall(e.to_string()))?;
         for (j, n) in &lifted {
