@@ -267,7 +267,7 @@ pub enum FirewallError {
     PermissionDenied,
     #[error("no reply from the kernel within {0:?}")]
     Timeout(Duration),
-    #[error("invalid jail name {0:?}: use 1 to 32 of A-Z a-z 0-9 _ -")]
+    #[error("invalid name {0:?}: use 1 to 32 of A-Z a-z 0-9 _ -")]
     InvalidName(String),
     #[error("{0} is listed twice")]
     Duplicate(String),
@@ -279,10 +279,18 @@ pub enum FirewallError {
     },
     #[error("nftables dump kept being interrupted by concurrent changes")]
     DumpInterrupted,
-    #[error("{} change(s) not enforced; the first: {}", .0.len(), .0[0])]
+    #[error("{}", refused_summary(.0))]
     Refused(Vec<Refused>),
     #[error("firewall worker has stopped")]
     WorkerGone,
+}
+
+fn refused_summary(refused: &[Refused]) -> String {
+    match refused {
+        [] => "no change refused".to_string(),
+        [one] => one.to_string(),
+        [first, ..] => format!("{} changes not enforced; the first: {first}", refused.len()),
+    }
 }
 
 impl FirewallError {
@@ -403,12 +411,19 @@ mod tests {
             "ban of 10.0.0.16/28 in jail sshd not enforced: it overlaps 10.0.0.5-10.0.0.20, \
              an element f2b did not add (EEXIST)"
         );
-        let applied = Applied { refused: vec![r] };
+        let applied = Applied {
+            refused: vec![r.clone(), r.clone()],
+        };
         assert!(!applied.is_complete());
         let err = applied.into_result().unwrap_err();
+        let text = err.to_string();
         assert!(
-            err.to_string().starts_with("1 change(s) not enforced"),
-            "{err}"
+            text.starts_with("2 changes not enforced; the first: ban of"),
+            "{text}"
+        );
+        assert_eq!(
+            FirewallError::Refused(vec![r.clone()]).to_string(),
+            r.to_string()
         );
         assert!(Applied::default().into_result().is_ok());
     }

@@ -33,7 +33,12 @@ impl Clock {
         Clock(Instant::now())
     }
     pub fn now(&self) -> u64 {
-        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+        self.at(Instant::now())
+    }
+    /// `instant` on this clock.
+    pub fn at(&self, instant: Instant) -> u64 {
+        let ms = instant.saturating_duration_since(self.0).as_millis();
+        u64::try_from(ms).unwrap_or(u64::MAX - 2)
     }
 }
 
@@ -63,6 +68,10 @@ impl Expiry {
     /// The timeout to send at `now` (`None` = permanent; zero would mean "no timeout").
     pub fn timeout_ms(self, now: u64) -> Option<u64> {
         (self != Expiry::NEVER).then(|| self.0.saturating_sub(now).max(1))
+    }
+    /// Time left at `now` (`None` = permanent).
+    pub fn remaining(self, now: u64) -> Option<Duration> {
+        (self != Expiry::NEVER).then(|| Duration::from_millis(self.0.saturating_sub(now)))
     }
     /// The same ban, give or take [`TOLERANCE_MS`]?
     pub fn close_to(self, other: Expiry) -> bool {
@@ -137,27 +146,22 @@ impl Elems {
         }
     }
 
-    /// The elements as the kernel reported them at `now` ([`decode`]d) replace what the
-    /// index knew (the wanted prefixes of an interval set stay).
-    pub fn load(&mut self, decoded: &[(Span, Option<u64>)], now: u64) {
-        let exp = |left: Option<u64>| left.map_or(Expiry::NEVER, |ms| Expiry(now + ms));
+    /// The elements as the kernel reported them ([`decode`]d) replace what the index knew
+    /// (the wanted prefixes of an interval set stay).
+    pub fn load(&mut self, decoded: &[(Span, Expiry)]) {
         match self {
             Elems::V4(m) => {
                 m.clear();
-                m.extend(decoded.iter().map(|(s, l)| (s.first as u32, exp(*l))));
+                m.extend(decoded.iter().map(|(s, e)| (s.first as u32, *e)));
             }
             Elems::V6(m) => {
                 m.clear();
-                m.extend(
-                    decoded
-                        .iter()
-                        .map(|(s, l)| (s.first.to_be_bytes(), exp(*l))),
-                );
+                m.extend(decoded.iter().map(|(s, e)| (s.first.to_be_bytes(), *e)));
             }
             Elems::Ranges(r) => {
                 r.kernel = decoded
                     .iter()
-                    .map(|(s, l)| (s.first, (s.last, exp(*l))))
+                    .map(|(s, e)| (s.first, (s.last, *e)))
                     .collect();
             }
         }
@@ -170,29 +174,33 @@ pub struct Index {
     pub sets: HashMap<String, Elems>,
 }
 
-/// Elements as dumped → (addresses, remaining ms; `None` = permanent). Interval sets are
-/// reassembled from their start and end elements (`nft` may add ranges that are no prefix).
-pub fn decode(kind: SetKind, elems: &[ElemInfo]) -> Vec<(Span, Option<u64>)> {
-    let left = |e: &ElemInfo| match (e.expiration, e.timeout) {
-        (Some(ms), _) => Some(ms),
-        (None, Some(t)) if t > 0 => Some(0),
-        _ => None,
+/// Elements as dumped, each with the time its answer was received → (addresses, expiry).
+/// Interval sets are reassembled from their start and end elements (`nft` may add ranges that
+/// are no prefix).
+pub fn decode(kind: SetKind, elems: &[(u64, ElemInfo)]) -> Vec<(Span, Expiry)> {
+    // The kernel reports the time left when it wrote the answer, just before we received it.
+    let expiry = |(at, e): &(u64, ElemInfo)| match (e.expiration, e.timeout) {
+        (Some(ms), _) => Expiry(at + ms),
+        (None, Some(t)) if t > 0 => Expiry(*at),
+        _ => Expiry::NEVER,
     };
-    let value = |e: &ElemInfo| key_value(&e.key).filter(|_| e.key.len() as u32 == kind.key_len());
-    let is_end = |e: &ElemInfo| e.flags & NFT_SET_ELEM_INTERVAL_END != 0;
+    let value = |(_, e): &(u64, ElemInfo)| {
+        key_value(&e.key).filter(|_| e.key.len() as u32 == kind.key_len())
+    };
+    let is_end = |(_, e): &(u64, ElemInfo)| e.flags & NFT_SET_ELEM_INTERVAL_END != 0;
     if !kind.is_interval() {
         return elems
             .iter()
             .filter(|e| !is_end(e))
             .filter_map(|e| {
                 let v = value(e)?;
-                Some((Span { first: v, last: v }, left(e)))
+                Some((Span { first: v, last: v }, expiry(e)))
             })
             .collect();
     }
-    let mut sorted: Vec<(u128, bool, Option<u64>)> = elems
+    let mut sorted: Vec<(u128, bool, Expiry)> = elems
         .iter()
-        .filter_map(|e| Some((value(e)?, is_end(e), left(e))))
+        .filter_map(|e| Some((value(e)?, is_end(e), expiry(e))))
         .collect();
     // At the same key an end (of the range before) sorts before a start.
     sorted.sort_by_key(|&(k, end, _)| (k, !end));
@@ -223,14 +231,16 @@ pub fn decode(kind: SetKind, elems: &[ElemInfo]) -> Vec<(Span, Option<u64>)> {
 mod tests {
     use super::*;
 
-    fn elem(key: &[u8], end: bool, left: Option<u64>) -> ElemInfo {
-        ElemInfo {
+    /// An element received at time 1000 with `left` ms to go.
+    fn elem(key: &[u8], end: bool, left: Option<u64>) -> (u64, ElemInfo) {
+        let e = ElemInfo {
             key: key.to_vec(),
             flags: if end { NFT_SET_ELEM_INTERVAL_END } else { 0 },
             timeout: left,
             expiration: left,
             open: false,
-        }
+        };
+        (1000, e)
     }
 
     fn span(s: &str) -> Span {
@@ -253,15 +263,15 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (span("10.0.0.0/24"), Some(5000)),
+                (span("10.0.0.0/24"), Expiry(6000)),
                 (
                     Span {
                         first: 0x1400_0000,
                         last: 0x1400_0002
                     },
-                    None
+                    Expiry::NEVER
                 ),
-                (span("255.255.255.0/24"), Some(7)),
+                (span("255.255.255.0/24"), Expiry(1007)),
             ]
         );
         let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
@@ -272,7 +282,7 @@ mod tests {
                 elem(&v6("2001:db8:0:1::"), true, None),
             ],
         );
-        assert_eq!(got, vec![(span("2001:db8::/64"), None)]);
+        assert_eq!(got, vec![(span("2001:db8::/64"), Expiry::NEVER)]);
         // Keys of the wrong length are ignored, not misread.
         assert!(decode(SetKind::V4, &[elem(&v6("::1"), false, None)]).is_empty());
     }
@@ -305,13 +315,13 @@ mod tests {
             elem(&[10, 0, 0, 0], false, Some(100)),
             elem(&[11, 0, 0, 0], true, None),
         ];
-        e.load(&decode(SetKind::N4, &dumped), 50);
+        e.load(&decode(SetKind::N4, &dumped));
         let Elems::Ranges(r) = &e else { panic!() };
         assert_eq!(r.kernel.len(), 1);
-        assert_eq!(r.kernel[&0x0a00_0000], (0x0aff_ffff, Expiry(150)));
+        assert_eq!(r.kernel[&0x0a00_0000], (0x0aff_ffff, Expiry(1100)));
         assert_eq!(r.wanted.len(), 1);
         let over: Vec<_> = r.overlapping(span("10.1.0.0/16")).collect();
-        assert_eq!(over, vec![(span("10.0.0.0/8"), Expiry(150))]);
+        assert_eq!(over, vec![(span("10.0.0.0/8"), Expiry(1100))]);
         assert_eq!(r.overlapping(span("12.0.0.0/8")).count(), 0);
 
         let mut h = Elems::empty(SetKind::V6);

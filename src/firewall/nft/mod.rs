@@ -51,7 +51,8 @@ use std::collections::{BTreeSet, HashSet};
 use std::ffi::CString;
 use std::time::Duration;
 
-use self::index::{Clock, Elems, Index};
+use self::index::{Clock, Elems, Expiry, Index};
+use self::layout::Span;
 use self::reconcile::{KernelState, Step};
 use self::socket::{Conn, Reply};
 use super::{Applied, Change, Element, Firewall, FirewallError, JailRules, TABLE_NAME};
@@ -127,7 +128,7 @@ impl Nftables {
         let attrs = [(wire::NFTA_TABLE_NAME, TABLE)];
         match self
             .conn
-            .request(wire::NFT_MSG_GETTABLE, false, &attrs, |_| {})?
+            .request(wire::NFT_MSG_GETTABLE, false, &attrs, |_, _| {})?
         {
             Ok(()) => Ok(true),
             Err(libc::ENOENT) => Ok(false),
@@ -149,14 +150,16 @@ impl Nftables {
         table_of: impl Fn(&T) -> &str,
     ) -> Result<Vec<T>, FirewallError> {
         let mut out = Vec::new();
-        let r = self.conn.request(msg, true, &[(table_attr, TABLE)], |m| {
-            if m.nft_msg() == Some(reply) && m.family() == Some(wire::NFPROTO_INET) {
-                let obj = parse(m);
-                if table_of(&obj) == TABLE_NAME {
-                    out.push(obj);
+        let r = self
+            .conn
+            .request(msg, true, &[(table_attr, TABLE)], |m, _| {
+                if m.nft_msg() == Some(reply) && m.family() == Some(wire::NFPROTO_INET) {
+                    let obj = parse(m);
+                    if table_of(&obj) == TABLE_NAME {
+                        out.push(obj);
+                    }
                 }
-            }
-        })?;
+            })?;
         match r {
             Ok(()) | Err(libc::ENOENT) => Ok(out),
             Err(e) => Err(kernel_error(format!("list of inet {TABLE_NAME}"), e, None)),
@@ -196,23 +199,31 @@ impl Nftables {
         })
     }
 
-    /// Elements of one set; `None` if the set (or table) does not exist.
-    fn read_elems(&mut self, set: &str) -> Result<Option<Vec<wire::ElemInfo>>, FirewallError> {
+    /// Elements of one set as (expiry, address range); `None` if the set (or table) does not
+    /// exist.
+    fn read_elems(
+        &mut self,
+        set: &str,
+        kind: SetKind,
+    ) -> Result<Option<Vec<(Span, Expiry)>>, FirewallError> {
         let name = CString::new(set).expect("set names contain no NUL");
         let attrs = [
             (wire::NFTA_SET_ELEM_LIST_TABLE, TABLE),
             (wire::NFTA_SET_ELEM_LIST_SET, name.as_c_str()),
         ];
+        let clock = self.clock;
         let mut elems = Vec::new();
         let r = self
             .conn
-            .request(wire::NFT_MSG_GETSETELEM, true, &attrs, |m| {
+            .request(wire::NFT_MSG_GETSETELEM, true, &attrs, |m, received| {
                 if m.nft_msg() == Some(wire::NFT_MSG_NEWSETELEM) {
-                    elems.extend(wire::parse_set_elems(m, TABLE_NAME, set));
+                    let at = clock.at(received);
+                    let mine = wire::parse_set_elems(m, TABLE_NAME, set);
+                    elems.extend(mine.into_iter().map(|e| (at, e)));
                 }
             })?;
         match r {
-            Ok(()) => Ok(Some(elems)),
+            Ok(()) => Ok(Some(index::decode(kind, &elems))),
             Err(libc::ENOENT) => Ok(None),
             Err(e) => Err(kernel_error(
                 format!("list set inet {TABLE_NAME} {set}"),
@@ -224,17 +235,15 @@ impl Nftables {
 
     /// Reads a set's elements into the index. Returns false if the set does not exist.
     fn resync(&mut self, set: &str, kind: SetKind) -> Result<bool, FirewallError> {
-        let now = self.clock.now();
-        let Some(dumped) = self.read_elems(set)? else {
+        let Some(decoded) = self.read_elems(set, kind)? else {
             self.index.sets.remove(set);
             return Ok(false);
         };
-        let decoded = index::decode(kind, &dumped);
         self.index
             .sets
             .entry(set.to_string())
             .or_insert_with(|| Elems::empty(kind))
-            .load(&decoded, now);
+            .load(&decoded);
         self.stale.remove(set);
         Ok(true)
     }
@@ -387,19 +396,19 @@ impl Firewall for Nftables {
             if group.owner != Owner::Jail || !layout::set_matches(&s, kind) {
                 continue;
             }
-            let now = self.clock.now();
-            let Some(dumped) = self.read_elems(&s.name)? else {
+            let Some(decoded) = self.read_elems(&s.name, kind)? else {
                 continue;
             };
-            let decoded = index::decode(kind, &dumped);
             if let Some(known) = self.index.sets.get_mut(&s.name) {
-                known.load(&decoded, now);
+                known.load(&decoded);
             }
-            for (span, left) in decoded {
+            let now = self.clock.now();
+            for (span, expiry) in decoded {
+                let expires_in = expiry.remaining(now);
                 out.extend(span.prefixes(kind.is_v6()).into_iter().map(|net| Element {
                     jail: group.name.clone(),
                     net,
-                    expires_in: left.map(Duration::from_millis),
+                    expires_in,
                 }));
             }
         }

@@ -329,7 +329,7 @@ fn recheck(query: &mut Conn) -> Vec<Removed> {
     const TABLE: &CStr = c"f2b";
     const CHAIN: &CStr = c"input";
     let table = [(wire::NFTA_TABLE_NAME, TABLE)];
-    match query.request(wire::NFT_MSG_GETTABLE, false, &table, |_| {}) {
+    match query.request(wire::NFT_MSG_GETTABLE, false, &table, |_, _| {}) {
         Ok(Err(libc::ENOENT)) => return vec![Removed::Table],
         Ok(_) => {}
         Err(e) => {
@@ -341,7 +341,7 @@ fn recheck(query: &mut Conn) -> Vec<Removed> {
         (wire::NFTA_CHAIN_TABLE, TABLE),
         (wire::NFTA_CHAIN_NAME, CHAIN),
     ];
-    match query.request(wire::NFT_MSG_GETCHAIN, false, &chain, |_| {}) {
+    match query.request(wire::NFT_MSG_GETCHAIN, false, &chain, |_, _| {}) {
         Ok(Err(libc::ENOENT)) => vec![Removed::Chain(CHAIN_NAME.to_string())],
         _ => Vec::new(),
     }

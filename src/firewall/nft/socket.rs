@@ -16,7 +16,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustix::net::sockopt;
 
@@ -184,15 +184,17 @@ impl Conn {
     }
 
     /// Sends a request of type `msg` (NFT_MSG_GET*) and calls `each` for every object in the
-    /// answer. `dump`: all objects matching `attrs` (a dump interrupted by a concurrent change
-    /// is started again), otherwise the one named. The inner error is the errno the kernel
-    /// refused the request with (ENOENT: no such table/set/…).
+    /// answer, with the time the datagram holding it was received (the kernel writes a dump's
+    /// next datagram when we ask for it: the time left of set elements is that recent).
+    /// `dump`: all objects matching `attrs` (a dump interrupted by a concurrent change is
+    /// started again), otherwise the one named. The inner error is the errno the kernel refused
+    /// the request with (ENOENT: no such table/set/…).
     pub fn request(
         &mut self,
         msg: u8,
         dump: bool,
         attrs: &[(u16, &CStr)],
-        mut each: impl FnMut(&Msg<'_>),
+        mut each: impl FnMut(&Msg<'_>, Instant),
     ) -> Result<Result<(), i32>, FirewallError> {
         let flags = if dump {
             wire::NLM_F_DUMP
@@ -206,10 +208,13 @@ impl Conn {
             ffi::put(&mut req, seq, Out::Query { msg, flags, attrs });
             self.sock.send(&req)?;
             let mut interrupted = false;
-            // A dump is buffered: if it was interrupted, its objects are discarded.
+            // A dump is buffered: if it was interrupted, its objects are discarded. `marks`:
+            // where each datagram's objects start, and when it came.
             let mut objects: Vec<u8> = Vec::new();
+            let mut marks: Vec<(usize, Instant)> = Vec::new();
             let result = 'answer: loop {
                 let data = self.recv()?;
+                marks.push((objects.len(), Instant::now()));
                 for m in mnl::NlMessages::new(data) {
                     let Some(m) = Msg::parse(m?) else { continue };
                     if m.seq != seq {
@@ -236,10 +241,11 @@ impl Conn {
             if interrupted && dump {
                 continue;
             }
-            let mut rest = &objects[..];
-            while let Some(m) = Msg::parse(rest) {
-                rest = rest.get(wire::align4(m.raw.len())..).unwrap_or(&[]);
-                each(&m);
+            let mut at = 0;
+            while let Some(m) = Msg::parse(&objects[at..]) {
+                let received = marks[marks.partition_point(|&(start, _)| start <= at) - 1].1;
+                each(&m, received);
+                at = (at + wire::align4(m.raw.len())).min(objects.len());
             }
             return Ok(result);
         }
