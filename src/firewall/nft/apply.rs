@@ -11,7 +11,7 @@
 //! error that names no element makes the set be read again, then its changes be sent in
 //! messages of their own. At most [`MAX_ROUNDS`] rounds.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::index::{Elems, Expiry};
 use super::layout::{Owner, SetKind};
@@ -35,8 +35,9 @@ impl Nftables {
     pub(super) fn apply_changes(&mut self, changes: &[Change]) -> Result<Applied, FirewallError> {
         let now = self.clock.now();
         let mut refused = Vec::new();
+        // The sets touched, in order of first use (a handful: a linear search is fastest).
         let mut sets: Vec<(String, SetKind)> = Vec::new();
-        let mut set_no: HashMap<(&str, SetKind), usize> = HashMap::new();
+        let mut set_keys: Vec<(&str, SetKind)> = Vec::new();
         let mut ops = Vec::with_capacity(changes.len());
         let mut origin = Vec::with_capacity(changes.len());
         for (index, change) in changes.iter().enumerate() {
@@ -62,10 +63,15 @@ impl Nftables {
                 }
             };
             let kind = SetKind::for_net(&net, &group.kinds);
-            let set = *set_no.entry((jail.as_str(), kind)).or_insert_with(|| {
-                sets.push((group.id.set_name(kind), kind));
-                sets.len() - 1
-            });
+            let key = (jail.as_str(), kind);
+            let set = match set_keys.iter().position(|k| *k == key) {
+                Some(set) => set,
+                None => {
+                    set_keys.push(key);
+                    sets.push((group.id.set_name(kind), kind));
+                    sets.len() - 1
+                }
+            };
             let ban = match change {
                 Change::Ban { timeout, .. } => {
                     Some(Expiry::after(now, timeout.map(|t| t.min(MAX_TIMEOUT))))
@@ -115,14 +121,12 @@ impl Nftables {
             }
         }
         let n = ops.len();
-        let mut refusal: Vec<Option<Refusal>> = vec![None; n];
-        let mut strikes = vec![0u8; n];
-        let mut isolated = vec![false; n];
+        let mut state = vec![OpState::default(); n];
         let mut reread: HashSet<usize> = HashSet::new();
         let mut last_plan = Plan::default();
         for _round in 0..MAX_ROUNDS {
             let now = self.clock.now();
-            let skip: Vec<bool> = refusal.iter().map(Option::is_some).collect();
+            let skip = |i: usize| state[i].refusal.is_some();
             let plan = overlay::plan(&self.index, sets, ops, &skip, now);
             for &(op, span) in &plan.conflicts {
                 let v6 = sets[ops[op].set].1.is_v6();
@@ -131,14 +135,14 @@ impl Nftables {
                     F2B_ADDRESS = %ops[op].net, set = %sets[ops[op].set].0,
                     "nftables: {} overlaps {first}-{last}, an element f2b did not add", ops[op].net
                 );
-                refusal[op] = Some(Refusal::Overlap { first, last });
+                state[op].refusal = Some(Refusal::Overlap { first, last });
             }
             if plan.is_empty() {
                 self.commit_index(sets, plan);
-                return Ok(collect(refusal));
+                return Ok(collect(state));
             }
             let apart: HashSet<u32> = (0..n)
-                .filter(|&i| isolated[i])
+                .filter(|&i| state[i].isolated)
                 .map(|i| plan.op_group[i])
                 .collect();
             let apart = |g: u32| apart.contains(&g);
@@ -153,7 +157,7 @@ impl Nftables {
             let errors = match self.conn.commit(&mut batch) {
                 Ok(Reply::Committed) => {
                     self.commit_index(sets, plan);
-                    return Ok(collect(refusal));
+                    return Ok(collect(state));
                 }
                 Ok(Reply::Refused(errors)) => errors,
                 Ok(Reply::Aborted(ack)) if ack.errno == libc::EPERM => {
@@ -166,8 +170,8 @@ impl Nftables {
                         batch.len(),
                         errno_name(ack.errno)
                     );
-                    refuse_sent(&mut refusal, &plan, Refusal::Batch(ack.errno));
-                    return Ok(collect(refusal));
+                    refuse_sent(&mut state, &plan, Refusal::Batch(ack.errno));
+                    return Ok(collect(state));
                 }
                 Err(FirewallError::PermissionDenied) => {
                     return Err(FirewallError::PermissionDenied)
@@ -178,8 +182,8 @@ impl Nftables {
                     for sp in &plan.sets {
                         self.stale.insert(sets[sp.set].0.clone());
                     }
-                    refuse_sent(&mut refusal, &plan, Refusal::from_error(&e));
-                    return Ok(collect(refusal));
+                    refuse_sent(&mut state, &plan, Refusal::from_error(&e));
+                    return Ok(collect(state));
                 }
             };
             self.retries += 1;
@@ -204,17 +208,17 @@ impl Nftables {
                     let groups = batch.groups_of(*msg);
                     for op in groups.iter().flat_map(|&g| plan.ops_of(g)) {
                         if groups.len() == 1 {
-                            refusal[op] = Some(Refusal::Kernel(ack.errno));
+                            state[op].refusal = Some(Refusal::Kernel(ack.errno));
                         }
-                        isolated[op] = true;
+                        state[op].isolated = true;
                     }
                     continue;
                 };
                 let mine: Vec<usize> = plan.ops_of(group).collect();
                 let stale = (ack.errno == libc::ENOENT && list.del)
                     || (ack.errno == libc::EEXIST && !list.del);
-                if stale && mine.iter().all(|&o| strikes[o] < 2) {
-                    mine.iter().for_each(|&o| strikes[o] += 1);
+                if stale && mine.iter().all(|&o| state[o].strikes < 2) {
+                    mine.iter().for_each(|&o| state[o].strikes += 1);
                     tracing::debug!(
                         errno = ack.errno,
                         "nftables: {} failed, correcting what f2b knows",
@@ -231,13 +235,13 @@ impl Nftables {
                     ack.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
                 );
                 for o in mine {
-                    refusal[o] = Some(Refusal::Kernel(ack.errno));
+                    state[o].refusal = Some(Refusal::Kernel(ack.errno));
                 }
             }
             last_plan = plan;
         }
-        refuse_sent(&mut refusal, &last_plan, Refusal::Unsettled(MAX_ROUNDS));
-        Ok(collect(refusal))
+        refuse_sent(&mut state, &last_plan, Refusal::Unsettled(MAX_ROUNDS));
+        Ok(collect(state))
     }
 
     /// The index was wrong about the element of `group`: a delete found nothing (ENOENT) or an
@@ -298,27 +302,37 @@ impl Nftables {
     }
 }
 
+/// Where an op stands in its chunk's rounds.
+#[derive(Debug, Clone, Copy, Default)]
+struct OpState {
+    refusal: Option<Refusal>,
+    /// Corrections of the index made for it (a third one is a refusal).
+    strikes: u8,
+    /// Its elements go in messages of their own.
+    isolated: bool,
+}
+
 /// Refuses every op not refused yet whose elements were in the transaction (ops that needed
 /// nothing sent hold anyway).
-fn refuse_sent(refusal: &mut [Option<Refusal>], plan: &Plan, reason: Refusal) {
+fn refuse_sent(state: &mut [OpState], plan: &Plan, reason: Refusal) {
     let sent: HashSet<u32> = plan
         .sets
         .iter()
         .flat_map(|s| s.dels.iter().chain(&s.adds))
         .map(|e| e.group)
         .collect();
-    for (op, r) in refusal.iter_mut().enumerate() {
+    for (op, s) in state.iter_mut().enumerate() {
         let group = plan.op_group.get(op).copied().unwrap_or(NONE);
-        if r.is_none() && sent.contains(&group) {
-            *r = Some(reason);
+        if s.refusal.is_none() && sent.contains(&group) {
+            s.refusal = Some(reason);
         }
     }
 }
 
-fn collect(refusal: Vec<Option<Refusal>>) -> Vec<(usize, Refusal)> {
-    refusal
+fn collect(state: Vec<OpState>) -> Vec<(usize, Refusal)> {
+    state
         .into_iter()
         .enumerate()
-        .filter_map(|(i, r)| Some((i, r?)))
+        .filter_map(|(i, s)| Some((i, s.refusal?)))
         .collect()
 }

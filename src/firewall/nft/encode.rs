@@ -88,7 +88,9 @@ pub struct Batch {
 
 impl Batch {
     pub fn new(begin_seq: u32) -> Batch {
-        let mut buf = Vec::with_capacity(4096);
+        // Room for one message of any size plus a few small ones: one allocation for most
+        // transactions.
+        let mut buf = Vec::with_capacity(nftnl::nft_nlmsg_maxsize() as usize + 4096);
         ffi::put(&mut buf, begin_seq, Msg::BatchBegin);
         Batch {
             buf,
@@ -334,23 +336,36 @@ impl Batch {
         now: u64,
         isolated: &dyn Fn(u32) -> bool,
     ) {
-        let bulk: Vec<&Elem> = elems.iter().filter(|e| !isolated(e.group)).collect();
-        self.elem_list(set, kind, del, &bulk, now);
+        self.elem_list(
+            set,
+            kind,
+            del,
+            elems.iter().filter(|e| !isolated(e.group)),
+            now,
+        );
         let mut apart: Vec<&Elem> = elems.iter().filter(|e| isolated(e.group)).collect();
         apart.sort_by_key(|e| e.group);
         for one in apart.chunk_by(|a, b| a.group == b.group) {
-            self.elem_list(set, kind, del, one, now);
+            self.elem_list(set, kind, del, one.iter().copied(), now);
         }
     }
 
-    fn elem_list(&mut self, set: &str, kind: SetKind, del: bool, elems: &[&Elem], now: u64) {
-        if elems.is_empty() {
+    fn elem_list<'e>(
+        &mut self,
+        set: &str,
+        kind: SetKind,
+        del: bool,
+        elems: impl Iterator<Item = &'e Elem>,
+        now: u64,
+    ) {
+        let mut elems = elems.peekable();
+        if elems.peek().is_none() {
             return;
         }
         let table = table();
         let name = cstring(set);
         let mut handle = Set::<Ipv4Addr>::new_named(&name, 0, &table, ProtoFamily::Inet);
-        let mut groups = Vec::with_capacity(elems.len() * 2);
+        let mut groups = Vec::with_capacity(elems.size_hint().0 * 2);
         for e in elems {
             let timeout = if del { None } else { e.expiry.timeout_ms(now) };
             let start = KeyBytes::new(e.span.first, kind);

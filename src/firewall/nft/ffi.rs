@@ -38,15 +38,28 @@ pub enum Msg<'a> {
 
 /// Appends `msg` with sequence number `seq` to `out`; returns the offset it starts at.
 pub fn put(out: &mut Vec<u8>, seq: u32, msg: Msg<'_>) -> usize {
+    // Header (16) + nfgenmsg (4), then attributes.
+    const HEAD: usize = NLMSG_HDRLEN + 4;
     let max = nftnl::nft_nlmsg_maxsize() as usize;
-    out.reserve(max);
+    let room = match &msg {
+        Msg::Object(..) => max,
+        Msg::Query { attrs, .. } => {
+            HEAD + attrs
+                .iter()
+                .map(|(_, v)| align4(4 + v.to_bytes_with_nul().len()))
+                .sum::<usize>()
+        }
+        Msg::BatchBegin | Msg::BatchEnd => HEAD,
+    };
+    out.reserve(room);
     let off = out.len();
-    // SAFETY: `reserve` made `max` bytes after `off` writable. That is the room
-    // `NlMsg::write` requires (nft_nlmsg_maxsize()); a query is a header plus attributes
-    // written with the bounds-checked mnl_attr_put_strz_check against the same `max`; a batch
-    // delimiter is one header. libmnl initialises every byte up to nlmsg_len (it zeroes
-    // headers and attribute padding), the alignment padding after it is zeroed below, so all
-    // bytes up to the new length are initialised when `set_len` runs.
+    // SAFETY: `reserve` made `room` bytes after `off` writable. For an object that is
+    // nft_nlmsg_maxsize(), the room `NlMsg::write` requires; a query is a header plus the
+    // attributes counted into `room`, each written with the bounds-checked
+    // mnl_attr_put_strz_check against `room`; a batch delimiter is one header and nfgenmsg.
+    // libmnl initialises every byte up to nlmsg_len (it zeroes headers and attribute
+    // padding), the alignment padding after it is zeroed below, so all bytes up to the new
+    // length are initialised when `set_len` runs.
     unsafe {
         let p = out.as_mut_ptr().add(off);
         match msg {
@@ -60,7 +73,7 @@ pub fn put(out: &mut Vec<u8>, seq: u32, msg: Msg<'_>) -> usize {
                     seq,
                 );
                 for (ty, value) in attrs {
-                    if !mnl_sys::mnl_attr_put_strz_check(nlh, max, *ty, value.as_ptr()) {
+                    if !mnl_sys::mnl_attr_put_strz_check(nlh, room, *ty, value.as_ptr()) {
                         panic!("netlink attribute {ty} does not fit a message");
                     }
                 }
@@ -70,10 +83,10 @@ pub fn put(out: &mut Vec<u8>, seq: u32, msg: Msg<'_>) -> usize {
         }
         let len = std::ptr::read_unaligned(p.cast::<u32>()) as usize;
         assert!(
-            (NLMSG_HDRLEN..=max).contains(&len),
+            (NLMSG_HDRLEN..=room).contains(&len),
             "libnftnl wrote a netlink message of {len} bytes"
         );
-        let end = align4(len).min(max);
+        let end = align4(len).min(room);
         std::ptr::write_bytes(p.add(len), 0, end - len);
         out.set_len(off + end);
     }

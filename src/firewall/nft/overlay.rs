@@ -87,17 +87,17 @@ impl Plan {
     }
 }
 
-/// Plans `ops` against `index`; ops with `skip[i]` set are left out (refused earlier).
+/// Plans `ops` against `index`; ops for which `skip` is true are left out (refused earlier).
 pub fn plan(
     index: &Index,
     sets: &[(String, SetKind)],
     ops: &[Op],
-    skip: &[bool],
+    skip: &dyn Fn(usize) -> bool,
     now: u64,
 ) -> Plan {
     let mut per_set: Vec<Vec<usize>> = vec![Vec::new(); sets.len()];
     for (i, op) in ops.iter().enumerate() {
-        if !skip[i] {
+        if !skip(i) {
             per_set[op.set].push(i);
         }
     }
@@ -111,8 +111,14 @@ pub fn plan(
             continue;
         }
         let (name, kind) = &sets[set];
-        let empty = Elems::empty(*kind);
-        let elems = index.sets.get(name).unwrap_or(&empty);
+        let empty;
+        let elems = match index.sets.get(name) {
+            Some(elems) => elems,
+            None => {
+                empty = Elems::empty(*kind);
+                &empty
+            }
+        };
         let mut sp = SetPlan {
             set,
             kind: *kind,
@@ -374,7 +380,7 @@ mod tests {
         ]
     }
     fn run(index: &Index, ops: &[Op]) -> Plan {
-        plan(index, &sets(), ops, &vec![false; ops.len()], NOW)
+        plan(index, &sets(), ops, &|_| false, NOW)
     }
     fn spans(elems: &[Elem]) -> Vec<Span> {
         elems.iter().map(|e| e.span).collect()
@@ -443,10 +449,10 @@ mod tests {
     #[test]
     fn skipped_ops_are_left_out() {
         let ops = [ban(0, "10.0.0.1/32", 60), ban(0, "10.0.0.2/32", 60)];
-        let p = plan(&Index::default(), &sets(), &ops, &[true, false], NOW);
+        let p = plan(&Index::default(), &sets(), &ops, &|i| i == 0, NOW);
         assert_eq!(spans(&p.sets[0].adds), vec![sp("10.0.0.2/32")]);
         assert_eq!(p.op_group[0], NONE);
-        assert!(plan(&Index::default(), &sets(), &ops, &[true, true], NOW).is_empty());
+        assert!(plan(&Index::default(), &sets(), &ops, &|_| true, NOW).is_empty());
     }
 
     #[test]
