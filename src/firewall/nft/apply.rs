@@ -292,7 +292,7 @@ impl Nftables {
             match (elems, sp.after) {
                 (Elems::Ranges(r), After::Ranges(new)) => *r = new,
                 (hosts, After::Hosts(finals)) => {
-                    for (key, fin) in finals {
+                    for (key, _, fin) in finals {
                         hosts.set_host(key, fin);
                     }
                 }

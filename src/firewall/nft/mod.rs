@@ -22,7 +22,9 @@
 //!   (`::ffff:a.b.c.d`) becomes IPv4; a /0 prefix is refused;
 //! - /32 and /128 go to the host sets, shorter prefixes to the interval sets;
 //! - prefixes never overlap in the kernel (it would refuse): the outermost banned prefix is in
-//!   the set, prefixes inside it are remembered and come back when it is lifted;
+//!   the set, lasting as long as the longest ban inside it; the prefixes inside are remembered
+//!   and come back with their own timeouts when it is lifted;
+//! - a ban that is already in the set with the same expiry (±1 s) sends nothing.
 //! - timeouts are whole milliseconds, at least 1 ms, at most [`MAX_TIMEOUT`].
 //!
 //! Usage (the engine):

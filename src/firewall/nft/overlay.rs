@@ -44,8 +44,8 @@ pub struct Elem {
 /// What a successful transaction makes of a set's index entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum After {
-    /// Final state of every host touched.
-    Hosts(Vec<(u128, Option<Expiry>)>),
+    /// Final state of every host touched: (address, its group, expiry or gone).
+    Hosts(Vec<(u128, u32, Option<Expiry>)>),
     Ranges(Ranges),
 }
 
@@ -95,22 +95,19 @@ pub fn plan(
     skip: &dyn Fn(usize) -> bool,
     now: u64,
 ) -> Plan {
-    let mut per_set: Vec<Vec<usize>> = vec![Vec::new(); sets.len()];
-    for (i, op) in ops.iter().enumerate() {
-        if !skip(i) {
-            per_set[op.set].push(i);
-        }
-    }
     let mut out = Plan {
         op_group: vec![NONE; ops.len()],
         ..Default::default()
     };
     let mut next_group = 0u32;
-    for (set, mine) in per_set.iter().enumerate() {
+    // A call touches a handful of sets: one pass over the ops per set.
+    for (set, (name, kind)) in sets.iter().enumerate() {
+        let mine: Vec<usize> = (0..ops.len())
+            .filter(|&i| ops[i].set == set && !skip(i))
+            .collect();
         if mine.is_empty() {
             continue;
         }
-        let (name, kind) = &sets[set];
         let empty;
         let elems = match index.sets.get(name) {
             Some(elems) => elems,
@@ -132,7 +129,7 @@ pub fn plan(
                 let conflicts = &mut out.conflicts;
                 plan_ranges(
                     r,
-                    mine,
+                    &mine,
                     ops,
                     now,
                     &mut next_group,
@@ -143,7 +140,7 @@ pub fn plan(
             }
             hosts => plan_hosts(
                 hosts,
-                mine,
+                &mine,
                 ops,
                 now,
                 &mut next_group,
@@ -165,21 +162,28 @@ fn plan_hosts(
     op_group: &mut [u32],
     sp: &mut SetPlan,
 ) {
-    // Final state per address, in first-seen order.
-    let mut finals: HashMap<u128, usize> = HashMap::with_capacity(mine.len());
+    // Final state per address, in first-seen order (a hash map only when there are many).
+    let mut finals: HashMap<u128, usize> = HashMap::new();
     let mut order: Vec<(u128, u32, Option<Expiry>)> = Vec::with_capacity(mine.len());
     for &i in mine {
         let key = host_key(&ops[i].net);
-        let slot = *finals.entry(key).or_insert_with(|| {
+        let known = if mine.len() <= 16 {
+            order.iter().position(|o| o.0 == key)
+        } else {
+            finals.get(&key).copied()
+        };
+        let slot = known.unwrap_or_else(|| {
             order.push((key, *next_group, None));
             *next_group += 1;
+            if mine.len() > 16 {
+                finals.insert(key, order.len() - 1);
+            }
             order.len() - 1
         });
         order[slot].2 = ops[i].ban;
         op_group[i] = order[slot].1;
     }
-    let mut after = Vec::with_capacity(order.len());
-    for (key, group, fin) in order {
+    for &(key, group, fin) in &order {
         let span = Span {
             first: key,
             last: key,
@@ -205,9 +209,8 @@ fn plan_hosts(
                 });
             }
         }
-        after.push((key, fin));
     }
-    sp.after = After::Hosts(after);
+    sp.after = After::Hosts(order);
 }
 
 /// The prefix of `net` with `len` bits.
@@ -442,8 +445,9 @@ mod tests {
         let After::Hosts(after) = &s.after else {
             panic!()
         };
-        assert!(after.contains(&(host_key(&net("10.0.0.3/32")), None)));
-        assert!(after.contains(&(host_key(&net("10.0.0.4/32")), Some(exp(30)))));
+        let fin = |n: &str| after.iter().find(|a| a.0 == host_key(&net(n))).map(|a| a.2);
+        assert_eq!(fin("10.0.0.3/32"), Some(None));
+        assert_eq!(fin("10.0.0.4/32"), Some(Some(exp(30))));
     }
 
     #[test]
