@@ -335,6 +335,43 @@ fn stale_mirror_is_resynced_and_the_batch_retried() {
 }
 
 #[test]
+fn an_index_wrong_about_thousands_of_elements_is_corrected() {
+    in_netns(
+        "an_index_wrong_about_thousands_of_elements_is_corrected",
+        |ns| {
+            ns.run(|| {
+                let mut fw = Nftables::new().unwrap();
+                fw.setup(&[sshd()]).unwrap();
+                let addr = |base: u32, i: u32| std::net::Ipv4Addr::from(base + i).to_string();
+                let a = |i| format!("{}/32", addr(0x0a00_0000, i));
+                let b = |i| format!("{}/32", addr(0x0a01_0000, i));
+                let ours: Vec<Change> = (0..4000).map(|i| ban("sshd", &a(i), Some(600))).collect();
+                enforce(&mut fw, &ours);
+                // Behind our back: the set is flushed and 2,000 other addresses are added.
+                let theirs: Vec<String> = (0..2000).map(|i| addr(0x0a01_0000, i)).collect();
+                ns.sh(&format!(
+                    "nft flush set inet f2b sshd-v4 && \
+                     nft add element inet f2b sshd-v4 '{{ {} }}'",
+                    theirs.join(", ")
+                ));
+                // Unbans of gone elements (ENOENT), re-bans of gone elements (ENOENT on the
+                // delete), bans of elements that are there (EEXIST): all in one apply.
+                let mut changes: Vec<Change> = (0..2000).map(|i| unban("sshd", &a(i))).collect();
+                changes.extend((2000..4000).map(|i| ban("sshd", &a(i), Some(900))));
+                changes.extend((0..2000).map(|i| ban("sshd", &b(i), Some(300))));
+                enforce(&mut fw, &changes);
+                assert!(fw.retries() <= 2, "{} retries", fw.retries());
+                let l = listed(&mut fw);
+                assert_eq!(l.len(), 4000);
+                assert!(!l.contains_key(&key("sshd", &a(0))));
+                assert_left(l[&key("sshd", &a(3999))], 900);
+                assert_left(l[&key("sshd", &b(1999))], 300);
+            });
+        },
+    );
+}
+
+#[test]
 fn removed_jail_loses_its_sets_and_rules_others_are_untouched() {
     in_netns(
         "removed_jail_loses_its_sets_and_rules_others_are_untouched",

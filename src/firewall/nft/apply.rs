@@ -3,13 +3,14 @@
 //!
 //! Each round plans the changes against the index (a pure function, `overlay.rs`), sends one
 //! transaction and reads the answers. A transaction the kernel refused in part applied nothing.
-//! The first refused element of each set is traced back to its changes (the sequence number
-//! names the message, the error's attribute offset the element; later errors of the same set
-//! may be consequences of the first). It is then either a correction — the index was wrong: an
-//! element somebody else added (EEXIST on an add) or removed (ENOENT on a delete); the index is
-//! fixed — or a refusal of those changes, and the transaction goes out again without them. An
-//! error that names no element makes the set be read again, then its changes be sent in
-//! messages of their own. At most [`MAX_ROUNDS`] rounds.
+//! Each refused element is traced back to its changes (the sequence number names the message,
+//! the error's attribute offset the element) — in a host set every error, in an interval set
+//! the first (a later one may follow from it). It is then either a correction — the index was
+//! wrong: an element somebody else added (EEXIST on an add) or removed (ENOENT on a delete);
+//! the set is read again, later the element corrected — or a refusal of those changes, and the
+//! transaction goes out again without them. An error that names no element makes the set be
+//! read again, then its changes be sent in messages of their own. At most [`MAX_ROUNDS`]
+//! rounds.
 
 use std::collections::HashSet;
 
@@ -195,11 +196,15 @@ impl Nftables {
                 let Some(set) = sets.iter().position(|(s, _)| *s == list.set) else {
                     continue;
                 };
-                if !first_of_set.insert(&list.set) {
-                    continue; // only the first error of a set is certain
-                }
                 let (name, kind) = (&sets[set].0, sets[set].1);
-                let Some(group) = batch.group_at(*msg, ack.offset) else {
+                let first = first_of_set.insert(&list.set);
+                let group = batch.group_at(*msg, ack.offset);
+                // In a host set every element stands alone: each error names the state of its
+                // own address. In an interval set a later error may follow from an earlier one.
+                if !first && (kind.is_interval() || group.is_none()) {
+                    continue;
+                }
+                let Some(group) = group else {
                     // No element named (older kernels): read the set, then isolate.
                     if reread.insert(set) {
                         self.reread(name, kind)?;
@@ -224,7 +229,13 @@ impl Nftables {
                         "nftables: {} failed, correcting what f2b knows",
                         batch.describe(*msg, ack.offset)
                     );
-                    self.correct(&plan, name, kind, group, list.del)?;
+                    // The first time, read the whole set again (a stale index is seldom wrong
+                    // about one element only); then correct element by element.
+                    if reread.insert(set) {
+                        self.reread(name, kind)?;
+                    } else {
+                        self.correct(&plan, name, kind, group, list.del)?;
+                    }
                     continue;
                 }
                 tracing::warn!(
