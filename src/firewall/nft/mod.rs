@@ -9,7 +9,8 @@
 //!
 //! The modules, one job each:
 //! - `socket`: the request socket (mnl) and its ACK plumbing; `ffi`: the FFI boundary;
-//! - `wire`: the kernel's answers, parsed safely; `encode`: transactions built by libnftnl;
+//! - `wire`: the kernel's answers, parsed safely; `encode`: transactions built by libnftnl
+//!   (`rule`: a group's rule as nftnl expressions);
 //! - `layout`: names, set kinds, groups and their rule scope (data);
 //! - `reconcile`: setup as a pure function (kernel state + desired groups → transaction);
 //! - `index` and `overlay`: what the sets hold, compactly, and changes as a pure function of
@@ -46,6 +47,7 @@ mod layout;
 mod monitor;
 mod overlay;
 mod reconcile;
+mod rule;
 mod socket;
 mod wire;
 
