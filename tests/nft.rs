@@ -185,7 +185,7 @@ fn setup_is_idempotent_and_a_restart_adopts_existing_bans() {
                 );
                 assert_eq!(after[&key("sshd", "2001:db8::1/128")], None);
                 assert_left(after[&key("web", "198.51.100.0/24")], 600);
-                // And the adopted elements are in the new instance's mirror: re-banning one is a
+                // And the adopted elements are in the new instance's index: re-banning one is a
                 // replace, not an EEXIST.
                 enforce(&mut fw, &[ban("sshd", "192.0.2.1/32", Some(900))]);
                 assert_left(listed(&mut fw)[&key("sshd", "192.0.2.1/32")], 900);
@@ -299,7 +299,7 @@ fn unban_of_a_missing_element_is_not_an_error() {
             enforce(&mut fw, &[ban("sshd", "192.0.2.1/32", Some(60))]);
             enforce(&mut fw, &[unban("sshd", "192.0.2.1/32")]);
             enforce(&mut fw, &[unban("sshd", "192.0.2.1/32")]);
-            // Removed behind our back: the mirror is stale, the unban still succeeds.
+            // Removed behind our back: the index is stale, the unban still succeeds.
             enforce(&mut fw, &[ban("sshd", "192.0.2.2/32", Some(60))]);
             ns.sh("nft delete element inet f2b sshd-v4 '{ 192.0.2.2 }'");
             assert_eq!(fw.retries(), 0);
@@ -311,8 +311,8 @@ fn unban_of_a_missing_element_is_not_an_error() {
 }
 
 #[test]
-fn stale_mirror_is_resynced_and_the_batch_retried() {
-    in_netns("stale_mirror_is_resynced_and_the_batch_retried", |ns| {
+fn stale_index_is_corrected_and_the_batch_retried() {
+    in_netns("stale_index_is_corrected_and_the_batch_retried", |ns| {
         ns.run(|| {
             let mut fw = Nftables::new().unwrap();
             fw.setup(&[sshd()]).unwrap();
@@ -872,7 +872,7 @@ fn apply_recreates_sets_removed_behind_our_back() {
             fw.setup(&[sshd()]).unwrap();
             enforce(&mut fw, &[ban("sshd", "192.0.2.1/32", Some(60))]);
             ns.sh("nft flush ruleset");
-            // The mirror still has 192.0.2.1; the sets are gone: one retry after re-setup.
+            // The index still has 192.0.2.1; the sets are gone: one retry after re-setup.
             enforce(
                 &mut fw,
                 &[
