@@ -51,6 +51,25 @@ fn ban(i: u32, base: u32, secs: u64) -> Change {
     }
 }
 
+/// Bans of `n` addresses from `base` that end at `end`, sent as the engine sends them: with
+/// the time left until their end.
+fn bans(n: u32, base: u32, end: Instant) -> Vec<Change> {
+    let left = end.saturating_duration_since(Instant::now());
+    (0..n)
+        .map(|i| Change::Ban {
+            jail: "sshd".into(),
+            net: std::net::IpAddr::from(Ipv4Addr::from(base + i)).into(),
+            timeout: Some(left),
+        })
+        .collect()
+}
+
+/// Applies `changes`; every one must be enforced.
+fn enforce(fw: &mut Nftables, changes: &[Change]) {
+    let applied = fw.apply(changes).unwrap();
+    assert!(applied.is_complete(), "refused: {:?}", applied.refused);
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -69,9 +88,10 @@ fn run(monitor: bool) {
     fw.teardown().unwrap();
     fw.setup(&jails).unwrap();
 
-    let bulk: Vec<Change> = (0..BULK).map(|i| ban(i, 0x0a00_0000, 3600)).collect();
+    let end = Instant::now() + Duration::from_secs(3600);
+    let bulk = bans(BULK, 0x0a00_0000, end);
     let t = Instant::now();
-    fw.apply(&bulk).unwrap();
+    enforce(&mut fw, &bulk);
     let add = t.elapsed();
     println!("{BULK} IPv4 bans with timeouts, one apply (one transaction): {add:?}");
 
@@ -80,10 +100,22 @@ fn run(monitor: bool) {
     println!("list() of {n} elements: {:?}", t.elapsed());
     assert_eq!(n, BULK as usize);
 
+    // What a restart's restore does when the kernel still holds the bans (same end times):
+    // nothing to send.
     let t = Instant::now();
-    fw.apply(&bulk).unwrap();
+    enforce(&mut fw, &bans(BULK, 0x0a00_0000, end));
     println!(
-        "re-ban of all {BULK} (delete + add = {} element operations): {:?}",
+        "the same {BULK} bans again (already enforced, nothing sent): {:?}",
+        t.elapsed()
+    );
+
+    let t = Instant::now();
+    enforce(
+        &mut fw,
+        &bans(BULK, 0x0a00_0000, end + Duration::from_secs(3600)),
+    );
+    println!(
+        "re-ban of all {BULK} with another timeout (delete + add = {} element operations): {:?}",
         2 * BULK,
         t.elapsed()
     );
@@ -95,22 +127,22 @@ fn run(monitor: bool) {
             net: std::net::IpAddr::from(Ipv4Addr::from(0x0a00_0000 + i)).into(),
         })
         .collect();
-    fw.apply(&unbans).unwrap();
+    enforce(&mut fw, &unbans);
     println!("unban of all {BULK}: {:?}", t.elapsed());
 
     let t = Instant::now();
     for chunk in bulk.chunks(1000) {
-        fw.apply(chunk).unwrap();
+        enforce(&mut fw, chunk);
     }
     println!("{BULK} bans as 100 applies of 1,000: {:?}", t.elapsed());
-    fw.apply(&unbans).unwrap();
+    enforce(&mut fw, &unbans);
 
     // Single-element applies: new addresses, then re-bans of present ones.
     let mut lat = Vec::with_capacity(SINGLES);
     for i in 0..SINGLES as u32 {
         let c = [ban(i, 0xc0a8_0000, 600)];
         let t = Instant::now();
-        fw.apply(&c).unwrap();
+        enforce(&mut fw, &c);
         lat.push(t.elapsed());
     }
     lat.sort();
@@ -124,7 +156,7 @@ fn run(monitor: bool) {
     for i in 0..SINGLES as u32 {
         let c = [ban(i, 0xc0a8_0000, 900)];
         let t = Instant::now();
-        fw.apply(&c).unwrap();
+        enforce(&mut fw, &c);
         lat.push(t.elapsed());
     }
     lat.sort();

@@ -16,7 +16,7 @@ use common::{
     connect, connect_within, listen, root_and_tools_or_skip, NetNs, Outcome, Pair, BLOCKED_AFTER,
 };
 use f2b::firewall::nft::Nftables;
-use f2b::firewall::{Change, Firewall, JailRules, PortRange, Protocol, Verdict};
+use f2b::firewall::{Change, Firewall, JailRules, PortRange, Protocol, Refusal, Verdict};
 
 /// Sends a UDP datagram from `src` and waits for the echo: Connected (echoed), Refused (ICMP
 /// port unreachable came back) or TimedOut.
@@ -114,8 +114,10 @@ fn with_fw<T: Send>(
     })
 }
 
+/// Applies `changes` and asserts that every one of them is enforced.
 fn apply(srv: &NetNs, jails: &[JailRules], changes: Vec<Change>) {
-    with_fw(srv, jails, |fw| fw.apply(&changes).unwrap());
+    let applied = with_fw(srv, jails, |fw| fw.apply(&changes).unwrap());
+    assert!(applied.is_complete(), "refused: {:?}", applied.refused);
 }
 
 #[test]
@@ -389,5 +391,57 @@ fn reject_verdict_refuses_promptly() {
         let tcp = connect_within(&p.atk, src, dst, 80, Duration::from_secs(3));
         assert_eq!(tcp, Outcome::Refused, "tcp {src} -> 80");
         assert_eq!(connect(&p.atk, src, dst, 22), Outcome::Connected);
+    }
+}
+
+/// Regression (issue 11, "bans the firewall refused are reported as done"), with packets: a
+/// batch holding one ban the kernel cannot take (its prefix overlaps a range somebody else put
+/// into the set) blocks every other attacker of the batch, and the refused ban is reported —
+/// an address inside it that no other element covers still gets through, as reported.
+#[test]
+fn a_refused_ban_is_reported_and_the_rest_of_its_batch_blocks() {
+    if !root_and_tools_or_skip("a_refused_ban_is_reported_and_the_rest_of_its_batch_blocks") {
+        return;
+    }
+    let p = Pair::new();
+    let _l = listen(&p.srv, 22);
+    // A third attacker address inside the prefix that will be refused, outside the range.
+    p.atk.sh("ip addr add 10.77.0.25/24 dev va");
+    let inside = "10.77.0.25";
+    assert_eq!(connect(&p.atk, inside, Pair::SRV4, 22), Outcome::Connected);
+    let jails = [jail("sshd", &[22], Protocol::Tcp, Verdict::Drop)];
+    let long = Some(Duration::from_secs(600));
+    let changes = vec![
+        ban("sshd", &format!("{}/32", Pair::ATK4), long),
+        ban("sshd", "10.77.0.16/28", long), // overlaps 10.77.0.9-10.77.0.20
+        ban("sshd", &format!("{}/128", Pair::ATK6), long),
+    ];
+    let applied = with_fw(&p.srv, &jails, |fw| {
+        p.srv
+            .sh("nft add element inet f2b sshd-n4 '{ 10.77.0.9-10.77.0.20 timeout 1h }'");
+        fw.apply(&changes).unwrap()
+    });
+    let refused: Vec<(usize, Refusal)> = applied
+        .refused
+        .iter()
+        .map(|r| (r.index, r.reason))
+        .collect();
+    assert_eq!(
+        refused,
+        vec![(
+            1,
+            Refusal::Overlap {
+                first: "10.77.0.9".parse().unwrap(),
+                last: "10.77.0.20".parse().unwrap()
+            }
+        )]
+    );
+    for (src, dst, want) in [
+        (Pair::ATK4, Pair::SRV4, Outcome::TimedOut),
+        (Pair::ATK6, Pair::SRV6, Outcome::TimedOut),
+        (Pair::ATK4_B, Pair::SRV4, Outcome::Connected),
+        (inside, Pair::SRV4, Outcome::Connected),
+    ] {
+        assert_eq!(connect(&p.atk, src, dst, 22), want, "{src}");
     }
 }

@@ -170,10 +170,18 @@ impl Engine {
                 .end_us
                 .map(|e| Duration::from_micros(e.saturating_sub(now))),
         };
-        if let Err(e) = self.opts.firewall.apply(vec![change]).await {
+        let refused = match self.opts.firewall.apply(vec![change]).await {
+            Ok(applied) => applied
+                .refused
+                .into_iter()
+                .next()
+                .map(|r| r.reason.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = refused {
             self.roll_back(std::slice::from_ref(&d)).await;
             self.update_status();
-            return Err(CommandError::Firewall(e.to_string()));
+            return Err(CommandError::Firewall(why));
         }
         self.announce_manual(&d, now);
         self.update_status();
@@ -250,7 +258,7 @@ impl Engine {
             .collect();
         self.opts
             .firewall
-            .apply(changes)
+            .apply_all(changes)
             .await
             .map_err(|e| CommandError::Firewall(e.to_string()))?;
         for (j, n) in &lifted {

@@ -21,7 +21,7 @@ use tracing::{debug, error, info, warn};
 use super::{host_text, now_us, Engine, Event};
 use crate::clock::usecs;
 use crate::config::{format_duration, BanTime};
-use crate::firewall::Change;
+use crate::firewall::{Change, Refusal};
 use crate::jail::{ActiveBan, BanDecision, OriginKind};
 use crate::logging::{MSGID_BAN, MSGID_RESTORE, MSGID_UNBAN};
 use crate::store::{Commit, HistoryEntry, Snapshot, StoredBan, Totals};
@@ -115,43 +115,87 @@ impl Engine {
         })
     }
 
-    /// Apply decisions to the firewall in one batch, then announce them. Refused bans wait
-    /// for a retry (see the module docs).
+    /// Apply decisions to the firewall in one batch, then announce those it took. Refused
+    /// bans wait for a retry when the refusal is transient, and are rolled back when it is
+    /// not (see the module docs).
     pub(super) async fn apply_decisions(&mut self, decisions: Vec<BanDecision>) {
         for d in &decisions {
             if let Some(end) = d.end_us {
                 self.expiries.push(end, &d.jail, d.net);
             }
         }
-        if let Err(e) = self.enforce(&decisions).await {
-            warn!(
-                error = %e, bans = decisions.len(),
-                "firewall: could not apply {} ban(s), retrying: {e}",
-                decisions.len()
-            );
-            self.pending.bans.extend(decisions);
-            self.schedule_retry();
-            self.update_status();
-        }
+        let refused = self.enforce(decisions).await;
+        self.handle_refused(refused, true).await;
     }
 
-    /// One firewall batch for `decisions`; announces each on success.
-    async fn enforce(
-        &mut self,
-        decisions: &[BanDecision],
-    ) -> Result<(), crate::firewall::FirewallError> {
+    /// One firewall batch for `decisions`; announces each one enforced, returns the others
+    /// with why the firewall refused them.
+    async fn enforce(&mut self, decisions: Vec<BanDecision>) -> Vec<(BanDecision, Refusal)> {
         let now = now_us();
-        let changes: Vec<Change> = decisions
-            .iter()
-            .filter_map(|d| Self::change_for(d, now))
-            .collect();
+        let mut at = Vec::new();
+        let mut changes = Vec::new();
+        for (i, d) in decisions.iter().enumerate() {
+            if let Some(c) = Self::change_for(d, now) {
+                at.push(i);
+                changes.push(c);
+            }
+        }
+        let mut refused: Vec<Option<Refusal>> = vec![None; decisions.len()];
         if !changes.is_empty() {
-            self.opts.firewall.apply(changes).await?;
+            match self.opts.firewall.apply(changes).await {
+                Ok(applied) => {
+                    for r in applied.refused {
+                        refused[at[r.index]] = Some(r.reason);
+                    }
+                }
+                Err(e) => {
+                    let r = Refusal::from_error(&e);
+                    for &i in &at {
+                        refused[i] = Some(r);
+                    }
+                }
+            }
         }
-        for d in decisions {
-            self.announce_ban(d, now);
+        let mut out = Vec::new();
+        for (d, r) in decisions.into_iter().zip(refused) {
+            match r {
+                None => self.announce_ban(&d, now),
+                Some(r) => out.push((d, r)),
+            }
         }
-        Ok(())
+        out
+    }
+
+    /// Bans the firewall refused: transient refusals wait for a retry (`retry`), the others
+    /// are rolled back and logged as errors.
+    async fn handle_refused(&mut self, refused: Vec<(BanDecision, Refusal)>, retry: bool) {
+        if refused.is_empty() {
+            return;
+        }
+        let mut dropped = Vec::new();
+        for (d, why) in refused {
+            if retry && why.is_transient() {
+                warn!(
+                    F2B_JAIL = %d.jail, F2B_ADDRESS = %host_text(&d.net), error = %why,
+                    "[{}] Ban {} not enforced yet ({why}); retrying", d.jail, host_text(&d.net)
+                );
+                self.pending.bans.push(d);
+            } else {
+                error!(
+                    F2B_JAIL = %d.jail, F2B_ADDRESS = %host_text(&d.net), error = %why,
+                    "[{}] Ban {} refused by the firewall: {why}; it is dropped",
+                    d.jail, host_text(&d.net)
+                );
+                dropped.push(d);
+            }
+        }
+        if !dropped.is_empty() {
+            self.roll_back(&dropped).await;
+        }
+        if !self.pending.bans.is_empty() && self.pending.next.is_none() {
+            self.schedule_retry();
+        }
+        self.update_status();
     }
 
     fn announce_ban(&self, d: &BanDecision, now: u64) {
@@ -212,29 +256,24 @@ impl Engine {
             return;
         }
         self.pending.attempts += 1;
-        match self.enforce(&bans).await {
-            Ok(()) => {
-                info!(
-                    bans = bans.len(),
-                    "firewall: {} pending ban(s) enforced",
-                    bans.len()
-                );
-                self.pending.attempts = 0;
-            }
-            Err(e) if self.pending.attempts >= MAX_ATTEMPTS => {
-                error!(
-                    error = %e, bans = bans.len(),
-                    "firewall refused {} ban(s) {} times; they are dropped: {e}",
-                    bans.len(), MAX_ATTEMPTS
-                );
-                self.roll_back(&bans).await;
-                self.pending.attempts = 0;
-            }
-            Err(e) => {
-                warn!(error = %e, "firewall: pending ban(s) still refused: {e}");
-                self.pending.bans = bans;
-                self.schedule_retry();
-            }
+        let n = bans.len();
+        let refused = self.enforce(bans).await;
+        if refused.len() < n {
+            info!(
+                bans = n - refused.len(),
+                "firewall: {} pending ban(s) enforced",
+                n - refused.len()
+            );
+        }
+        let retry = self.pending.attempts < MAX_ATTEMPTS;
+        if refused.is_empty() || !retry {
+            self.pending.attempts = 0;
+        }
+        self.handle_refused(refused, retry).await;
+        if self.pending.bans.is_empty() {
+            self.pending.attempts = 0;
+        } else if self.pending.next.is_none() {
+            self.schedule_retry();
         }
         self.update_status();
     }
@@ -290,7 +329,7 @@ impl Engine {
             ..Default::default()
         };
         self.persist(c, false).await;
-        if let Err(e) = self.opts.firewall.apply(changes).await {
+        if let Err(e) = self.opts.firewall.apply_all(changes).await {
             // The kernel lifts timed elements by itself; only a permanent ban can stay.
             warn!(error = %e, "firewall: unban failed: {e}");
         }
@@ -448,7 +487,7 @@ impl Engine {
             }
         }
         let n = changes.len();
-        match self.opts.firewall.apply(changes).await {
+        match self.opts.firewall.apply_all(changes).await {
             Ok(()) => info!(
                 bans = n,
                 "firewall restored with {n} ban(s) in {:.1} ms",
@@ -498,7 +537,7 @@ impl Engine {
         }
         drop(snap);
         let n = changes.len();
-        if let Err(e) = self.opts.firewall.apply(changes).await {
+        if let Err(e) = self.opts.firewall.apply_all(changes).await {
             error!(error = %e, "firewall: restoring {n} ban(s) failed: {e}");
         }
         if !gone.is_empty() {

@@ -5,10 +5,13 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use super::{Change, Element, Firewall, FirewallError, JailRules};
+use super::{
+    normalize_net, Applied, Change, Element, Firewall, FirewallError, JailRules, Refusal, Refused,
+};
 
 /// A backend that enforces nothing. It keeps what it was told so `list` answers like the real
-/// one (including expiry), which makes engine tests independent of the kernel.
+/// one (including expiry), and refuses what the real one refuses before sending (unknown jails,
+/// /0 prefixes), which makes engine tests independent of the kernel.
 #[derive(Debug, Default)]
 pub struct DryRun {
     jails: BTreeMap<String, JailRules>,
@@ -34,24 +37,39 @@ impl Firewall for DryRun {
         Ok(())
     }
 
-    fn apply(&mut self, changes: &[Change]) -> Result<(), FirewallError> {
-        for change in changes {
+    fn apply(&mut self, changes: &[Change]) -> Result<Applied, FirewallError> {
+        let mut applied = Applied::default();
+        for (index, change) in changes.iter().enumerate() {
+            let (Change::Ban { jail, net, .. } | Change::Unban { jail, net }) = change;
+            let normalized = if self.jails.contains_key(jail) {
+                normalize_net(net)
+            } else {
+                Err(Refusal::UnknownJail)
+            };
+            let net = match normalized {
+                Ok(net) => net,
+                Err(reason) => {
+                    applied.refused.push(Refused {
+                        index,
+                        change: change.clone(),
+                        reason,
+                    });
+                    continue;
+                }
+            };
             match change {
-                Change::Ban { jail, net, timeout } => {
-                    if !self.jails.contains_key(jail) {
-                        return Err(FirewallError::UnknownJail(jail.clone()));
-                    }
+                Change::Ban { timeout, .. } => {
                     tracing::debug!(F2B_JAIL = %jail, F2B_ADDRESS = %net, ?timeout, "dry-run: would ban");
                     self.elements
-                        .insert((jail.clone(), *net), timeout.map(|t| Instant::now() + t));
+                        .insert((jail.clone(), net), timeout.map(|t| Instant::now() + t));
                 }
-                Change::Unban { jail, net } => {
+                Change::Unban { .. } => {
                     tracing::debug!(F2B_JAIL = %jail, F2B_ADDRESS = %net, "dry-run: would unban");
-                    self.elements.remove(&(jail.clone(), *net));
+                    self.elements.remove(&(jail.clone(), net));
                 }
             }
         }
-        Ok(())
+        Ok(applied)
     }
 
     fn list(&mut self) -> Result<Vec<Element>, FirewallError> {
@@ -77,5 +95,47 @@ impl Firewall for DryRun {
         self.jails.clear();
         self.elements.clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firewall::{Protocol, Verdict};
+
+    #[test]
+    fn refuses_like_the_real_backend_and_applies_the_rest() {
+        let mut fw = DryRun::new();
+        fw.setup(&[JailRules {
+            name: "sshd".into(),
+            ports: vec![],
+            protocol: Protocol::All,
+            verdict: Verdict::Drop,
+        }])
+        .unwrap();
+        let ban = |jail: &str, net: &str| Change::Ban {
+            jail: jail.into(),
+            net: net.parse().unwrap(),
+            timeout: None,
+        };
+        let applied = fw
+            .apply(&[
+                ban("nope", "192.0.2.1/32"),
+                ban("sshd", "0.0.0.0/0"),
+                ban("sshd", "192.0.2.7/24"),
+            ])
+            .unwrap();
+        let reasons: Vec<(usize, Refusal)> = applied
+            .refused
+            .iter()
+            .map(|r| (r.index, r.reason))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![(0, Refusal::UnknownJail), (1, Refusal::ZeroPrefix)]
+        );
+        let listed = fw.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].net, "192.0.2.0/24".parse::<IpNet>().unwrap());
     }
 }

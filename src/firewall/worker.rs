@@ -5,11 +5,11 @@ use std::thread;
 
 use tokio::sync::oneshot;
 
-use super::{Change, Element, Firewall, FirewallError, JailRules};
+use super::{Applied, Change, Element, Firewall, FirewallError, JailRules};
 
 enum Request {
     Setup(Vec<JailRules>, oneshot::Sender<Result<(), FirewallError>>),
-    Apply(Vec<Change>, oneshot::Sender<Result<(), FirewallError>>),
+    Apply(Vec<Change>, oneshot::Sender<Result<Applied, FirewallError>>),
     List(oneshot::Sender<Result<Vec<Element>, FirewallError>>),
     Teardown(oneshot::Sender<Result<(), FirewallError>>),
 }
@@ -74,11 +74,17 @@ impl FirewallHandle {
     pub async fn setup(&self, jails: Vec<JailRules>) -> Result<(), FirewallError> {
         self.call(|r| Request::Setup(jails, r)).await
     }
-    pub async fn apply(&self, changes: Vec<Change>) -> Result<(), FirewallError> {
+    /// Applies `changes`; see the [module docs](super) for what the result promises.
+    pub async fn apply(&self, changes: Vec<Change>) -> Result<Applied, FirewallError> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(Applied::default());
         }
         self.call(|r| Request::Apply(changes, r)).await
+    }
+    /// Applies `changes`, for callers that treat any refused change as a failure of the whole
+    /// call: `Err(FirewallError::Refused(..))` lists what is not enforced (everything else is).
+    pub async fn apply_all(&self, changes: Vec<Change>) -> Result<(), FirewallError> {
+        self.apply(changes).await?.into_result()
     }
     pub async fn list(&self) -> Result<Vec<Element>, FirewallError> {
         self.call(Request::List).await

@@ -1,62 +1,37 @@
 //! Change monitor: notices when someone else removes f2b's table, chain, sets or rules
 //! (`nft flush ruleset`, `systemctl restart nftables`, `nft delete table inet f2b`, …).
 //!
-//! A second netlink socket subscribes to the nftables multicast group (NFNLGRP_NFTABLES) and a
-//! dedicated thread blocks in `poll()` on it — no polling loop. Deletions that concern
-//! `inet f2b` are collected per transaction and reported once, when the transaction's NEWGEN
-//! notification arrives, through the callback given to [`spawn_monitor`].
+//! A thread of its own subscribes a netlink socket to the nftables multicast group
+//! (NFNLGRP_NFTABLES) and blocks in `poll()` on it and on an eventfd that stops it — no polling
+//! loop. Deletions that concern `inet f2b` are collected per transaction and reported once,
+//! when the transaction's NEWGEN notification arrives, through the callback given to
+//! [`spawn_monitor`].
 //!
-//! Changes made by f2b itself are ignored: every [`Nftables`](super::Nftables) socket of this
-//! process registers its (network namespace, netlink port id), and notifications carry the
-//! port id of the socket that caused them.
+//! Changes made by this process are not reported: every notification carries the netlink port
+//! id of the socket that made the change, and the kernel lists which netlink sockets this
+//! process holds (`/proc/self/fd` → socket inodes, `/proc/thread-self/net/netlink` → their port
+//! ids). No registry of our own sockets is kept.
 //!
 //! If the kernel drops notifications (receive queue overrun, ENOBUFS — e.g. during a very
 //! large ban batch), the monitor re-checks the table and chain directly and reports them if
 //! they are gone (`overrun: true`).
 
+use std::collections::HashSet;
+use std::ffi::CStr;
 use std::fmt;
+use std::fs;
 use std::io;
-use std::sync::Mutex;
+use std::os::fd::OwnedFd;
+use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 
-use super::batch::Conn;
+use rustix::event::{EventfdFlags, PollFd, PollFlags};
+
+use super::ffi;
 use super::layout::CHAIN_NAME;
-use super::netlink as nl;
-use super::sys::{self, EventFd, NlSocket};
+use super::socket::{self, Conn, RxBuf};
+use super::wire::{self, Msg};
 use crate::firewall::{FirewallError, TABLE_NAME};
-
-/// (network namespace inode, netlink port id) of every f2b request socket in this process.
-static OWN_SOCKETS: Mutex<Vec<(u64, u32)>> = Mutex::new(Vec::new());
-
-pub(crate) fn register_own(netns: u64, portid: u32) {
-    OWN_SOCKETS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((netns, portid));
-}
-
-pub(crate) fn unregister_own(netns: u64, portid: u32) {
-    let mut v = OWN_SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(i) = v.iter().position(|&x| x == (netns, portid)) {
-        v.swap_remove(i);
-    }
-}
-
-fn is_own(netns: u64, portid: u32) -> bool {
-    portid != 0
-        && OWN_SOCKETS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&(netns, portid))
-}
-
-/// Inode of the calling thread's network namespace (0 if /proc is unavailable).
-pub(crate) fn current_netns() -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/thread-self/ns/net")
-        .map(|m| m.ino())
-        .unwrap_or(0)
-}
 
 /// One object of `inet f2b` that was removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +109,7 @@ impl fmt::Display for MonitorEvent {
 /// Handle of a running monitor thread. Dropping it (or [`Monitor::stop`]) stops the thread and
 /// waits for it.
 pub struct Monitor {
-    stop: EventFd,
+    stop: OwnedFd,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -146,7 +121,7 @@ impl Monitor {
 
     fn shutdown(&mut self) {
         if let Some(t) = self.thread.take() {
-            let _ = self.stop.signal();
+            let _ = rustix::io::write(&self.stop, &1u64.to_ne_bytes());
             let _ = t.join();
         }
     }
@@ -158,180 +133,238 @@ impl Drop for Monitor {
     }
 }
 
-const MONITOR_RCVBUF: i32 = 16 * 1024 * 1024;
+const MONITOR_RCVBUF: usize = 16 * 1024 * 1024;
 
 /// Starts the change monitor for the network namespace of the calling thread.
 ///
 /// `on_event` runs on the monitor thread, once per foreign transaction that removed something
 /// from `inet f2b`; keep it short (e.g. send into a `std::sync::mpsc` or
 /// `tokio::sync::mpsc::UnboundedSender` and debounce in the engine). Changes made through any
-/// `Nftables` of this process are not reported.
+/// netlink socket of this process are not reported.
 ///
 /// Fails with [`FirewallError::PermissionDenied`] without CAP_NET_ADMIN.
 pub fn spawn_monitor<F>(on_event: F) -> Result<Monitor, FirewallError>
 where
     F: FnMut(MonitorEvent) + Send + 'static,
 {
-    // Sockets are created here, in the caller's thread, so they live in its namespace.
-    let netns = current_netns();
-    let sock = NlSocket::open()?;
-    if let Err(e) = sock.set_opt(
-        libc::SOL_NETLINK,
-        libc::NETLINK_ADD_MEMBERSHIP,
-        nl::NFNLGRP_NFTABLES as i32,
-    ) {
-        if e.raw_os_error() == Some(libc::EPERM) {
-            return Err(FirewallError::PermissionDenied);
-        }
-        return Err(e.into());
-    }
-    if sock
-        .set_opt(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, MONITOR_RCVBUF)
-        .is_err()
-    {
-        let _ = sock.set_opt(libc::SOL_SOCKET, libc::SO_RCVBUF, MONITOR_RCVBUF);
-    }
-    let query = Conn::open()?;
-    let stop = EventFd::new()?;
+    let stop = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+        .map_err(io::Error::from)?;
     let stop_for_thread = stop.try_clone()?;
+    let (ready_tx, ready_rx) = mpsc::channel();
+    // The sockets are !Send: the thread opens them, in the namespace it inherits from ours.
     let thread = thread::Builder::new()
         .name("f2b-nft-monitor".into())
-        .spawn(move || run(sock, query, stop_for_thread, netns, on_event))?;
-    Ok(Monitor {
-        stop,
-        thread: Some(thread),
-    })
+        .spawn(move || {
+            let opened = socket::open_socket(1 << (wire::NFNLGRP_NFTABLES - 1))
+                .and_then(|sock| Ok((sock, Conn::open()?)));
+            match opened {
+                Ok((sock, query)) => {
+                    socket::grow_rcvbuf(&sock, MONITOR_RCVBUF);
+                    let _ = ready_tx.send(Ok(()));
+                    run(&sock, query, &stop_for_thread, on_event);
+                }
+                Err(e) => drop(ready_tx.send(Err(e))),
+            }
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(Monitor {
+            stop,
+            thread: Some(thread),
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(FirewallError::WorkerGone),
+    }
 }
 
 fn run<F: FnMut(MonitorEvent)>(
-    sock: NlSocket,
+    sock: &mnl::Socket,
     mut query: Conn,
-    stop: EventFd,
-    netns: u64,
+    stop: &OwnedFd,
     mut on_event: F,
 ) {
-    let mut rx = vec![0u8; 256 * 1024];
+    let mut rx = RxBuf::new();
     let mut pending: Vec<Removed> = Vec::new();
     loop {
-        let ready = match sys::poll_readable([
-            std::os::fd::AsFd::as_fd(&sock),
-            std::os::fd::AsFd::as_fd(&stop),
-        ]) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!("nftables monitor: poll failed: {e}");
-                return;
+        let sock_fd = ffi::fd(sock);
+        let mut fds = [
+            PollFd::new(&sock_fd, PollFlags::IN),
+            PollFd::new(stop, PollFlags::IN),
+        ];
+        if let Err(e) = rustix::event::poll(&mut fds, None) {
+            if e == rustix::io::Errno::INTR {
+                continue;
             }
-        };
-        if ready[1] {
+            tracing::error!(error = %e, "nftables monitor: poll failed");
             return;
         }
-        loop {
-            match sock.recv(&mut rx, true) {
-                Ok(len) => {
-                    for msg in nl::messages(&rx[..len]) {
-                        handle(&msg, netns, &mut pending, &mut on_event);
+        if !fds[1].revents().is_empty() {
+            return;
+        }
+        if fds[0].revents().is_empty() {
+            continue;
+        }
+        match sock.recv_raw(&mut rx.0) {
+            Ok(len) => {
+                for m in mnl::NlMessages::new(&rx.0[..len]).flatten() {
+                    if let Some(ev) = Msg::parse(m).and_then(|m| handle(&m, &mut pending)) {
+                        on_event(ev);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    tracing::warn!("nftables monitor: notifications lost, re-checking table");
-                    pending.clear();
-                    let removed = recheck(&mut query);
-                    if !removed.is_empty() {
-                        on_event(MonitorEvent {
-                            removed,
-                            pid: None,
-                            process: None,
-                            overrun: true,
-                        });
-                    }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                tracing::warn!("nftables monitor: notifications lost, re-checking the table");
+                pending.clear();
+                let removed = recheck(&mut query);
+                if !removed.is_empty() {
+                    on_event(MonitorEvent {
+                        removed,
+                        pid: None,
+                        process: None,
+                        overrun: true,
+                    });
                 }
-                Err(e) => {
-                    tracing::error!("nftables monitor: receive failed: {e}");
-                    return;
-                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::error!(error = %e, "nftables monitor: receive failed");
+                return;
             }
         }
     }
 }
 
-fn handle<F: FnMut(MonitorEvent)>(
-    msg: &nl::Msg<'_>,
-    netns: u64,
-    pending: &mut Vec<Removed>,
-    on_event: &mut F,
-) {
-    let Some(nft) = msg.nft_msg() else { return };
-    match nft {
-        nl::NFT_MSG_NEWGEN if !pending.is_empty() => {
-            let a = msg.attrs();
-            on_event(MonitorEvent {
-                removed: std::mem::take(pending),
-                pid: a.get(nl::NFTA_GEN_PROC_PID).and_then(nl::be32),
-                process: a.get(nl::NFTA_GEN_PROC_NAME).map(nl::string),
-                overrun: false,
-            });
+/// One notification: collects deletions of `inet f2b` objects; at the end of a transaction
+/// (NEWGEN) returns them as an event unless this process made the change.
+fn handle(msg: &Msg<'_>, pending: &mut Vec<Removed>) -> Option<MonitorEvent> {
+    let nft = msg.nft_msg()?;
+    if nft == wire::NFT_MSG_NEWGEN {
+        if pending.is_empty() {
+            return None;
         }
-        nl::NFT_MSG_DELTABLE
-        | nl::NFT_MSG_DESTROYTABLE
-        | nl::NFT_MSG_DELCHAIN
-        | nl::NFT_MSG_DESTROYCHAIN
-        | nl::NFT_MSG_DELSET
-        | nl::NFT_MSG_DESTROYSET
-        | nl::NFT_MSG_DELRULE
-        | nl::NFT_MSG_DESTROYRULE => {
-            if msg.family() != Some(nl::NFPROTO_INET) {
-                return;
-            }
-            let (table, name) = nl::object_names(msg, nft);
-            if table != TABLE_NAME || is_own(netns, msg.pid) {
-                return;
-            }
-            let removed = match nft {
-                nl::NFT_MSG_DELTABLE | nl::NFT_MSG_DESTROYTABLE => Removed::Table,
-                nl::NFT_MSG_DELCHAIN | nl::NFT_MSG_DESTROYCHAIN => Removed::Chain(name),
-                nl::NFT_MSG_DELSET | nl::NFT_MSG_DESTROYSET => {
-                    if name.starts_with("__") {
-                        return; // anonymous set of a rule
-                    }
-                    Removed::Set(name)
-                }
-                _ => Removed::Rule { chain: name },
-            };
-            pending.push(removed);
+        let removed = std::mem::take(pending);
+        if msg.pid != 0 && own_ports().contains(&msg.pid) {
+            return None;
         }
-        _ => {}
+        let (pid, process) = wire::gen_process(msg);
+        return Some(MonitorEvent {
+            removed,
+            pid,
+            process,
+            overrun: false,
+        });
     }
+    let deletion = matches!(
+        nft,
+        wire::NFT_MSG_DELTABLE
+            | wire::NFT_MSG_DESTROYTABLE
+            | wire::NFT_MSG_DELCHAIN
+            | wire::NFT_MSG_DESTROYCHAIN
+            | wire::NFT_MSG_DELSET
+            | wire::NFT_MSG_DESTROYSET
+            | wire::NFT_MSG_DELRULE
+            | wire::NFT_MSG_DESTROYRULE
+    );
+    if !deletion || msg.family() != Some(wire::NFPROTO_INET) {
+        return None;
+    }
+    let (table, name) = wire::object_names(msg, nft);
+    if table != TABLE_NAME {
+        return None;
+    }
+    pending.push(match nft {
+        wire::NFT_MSG_DELTABLE | wire::NFT_MSG_DESTROYTABLE => Removed::Table,
+        wire::NFT_MSG_DELCHAIN | wire::NFT_MSG_DESTROYCHAIN => Removed::Chain(name),
+        wire::NFT_MSG_DELSET | wire::NFT_MSG_DESTROYSET if name.starts_with("__") => {
+            return None; // the anonymous set of a rule
+        }
+        wire::NFT_MSG_DELSET | wire::NFT_MSG_DESTROYSET => Removed::Set(name),
+        _ => Removed::Rule { chain: name },
+    });
+    None
+}
+
+/// Port ids of the netfilter netlink sockets this process holds in the calling thread's
+/// network namespace: the kernel's list of netlink sockets (port id, inode) matched against
+/// the socket inodes among our file descriptors.
+fn own_ports() -> HashSet<u32> {
+    let inodes: HashSet<u64> = match fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .filter_map(|e| {
+                let target = fs::read_link(e.ok()?.path()).ok()?;
+                let s = target
+                    .to_str()?
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?;
+                s.parse().ok()
+            })
+            .collect(),
+        Err(_) => return HashSet::new(),
+    };
+    let Ok(table) = fs::read_to_string("/proc/thread-self/net/netlink") else {
+        return HashSet::new();
+    };
+    parse_netlink_table(&table, &inodes)
+}
+
+/// `/proc/net/netlink`: `sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode` per socket.
+fn parse_netlink_table(table: &str, inodes: &HashSet<u64>) -> HashSet<u32> {
+    let netfilter = libc::NETLINK_NETFILTER.to_string();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (proto, port, inode) = (f.get(1)?, f.get(2)?, f.get(9)?);
+            let ours = *proto == netfilter && inodes.contains(&inode.parse().ok()?);
+            ours.then(|| port.parse().ok()).flatten()
+        })
+        .collect()
 }
 
 /// After lost notifications: is the table, and its base chain, still there?
 fn recheck(query: &mut Conn) -> Vec<Removed> {
-    let table = nl::strz(TABLE_NAME);
-    match query.request(
-        nl::NFT_MSG_GETTABLE,
-        0,
-        &[(nl::NFTA_TABLE_NAME, &table)],
-        |_| {},
-    ) {
+    const TABLE: &CStr = c"f2b";
+    const CHAIN: &CStr = c"input";
+    let table = [(wire::NFTA_TABLE_NAME, TABLE)];
+    match query.request(wire::NFT_MSG_GETTABLE, false, &table, |_, _| {}) {
         Ok(Err(libc::ENOENT)) => return vec![Removed::Table],
         Ok(_) => {}
         Err(e) => {
-            tracing::error!("nftables monitor: re-check failed: {e}");
+            tracing::error!(error = %e, "nftables monitor: re-check failed");
             return Vec::new();
         }
     }
-    let chain = nl::strz(CHAIN_NAME);
-    match query.request(
-        nl::NFT_MSG_GETCHAIN,
-        0,
-        &[
-            (nl::NFTA_CHAIN_TABLE, &table),
-            (nl::NFTA_CHAIN_NAME, &chain),
-        ],
-        |_| {},
-    ) {
+    let chain = [
+        (wire::NFTA_CHAIN_TABLE, TABLE),
+        (wire::NFTA_CHAIN_NAME, CHAIN),
+    ];
+    match query.request(wire::NFT_MSG_GETCHAIN, false, &chain, |_, _| {}) {
         Ok(Err(libc::ENOENT)) => vec![Removed::Chain(CHAIN_NAME.to_string())],
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_sockets_are_found_by_inode() {
+        let table = "sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode\n\
+                     0000000000000000 12  4242       00000000 0        0        0     2        0        777\n\
+                     0000000000000000 12  99         00000040 0        0        0     2        0        778\n\
+                     0000000000000000 0   4242       00000000 0        0        0     2        0        779\n";
+        let ours = parse_netlink_table(table, &HashSet::from([777, 779]));
+        assert_eq!(ours, HashSet::from([4242]));
+    }
+
+    #[test]
+    fn this_process_sees_its_own_netlink_socket() {
+        // No CAP_NET_ADMIN needed to open (not bind to groups) a netfilter netlink socket.
+        let sock = socket::open_socket(0).expect("netlink socket");
+        assert!(own_ports().contains(&sock.portid()));
     }
 }

@@ -1,7 +1,6 @@
-//! Netlink wire format: constants, request builders and a safe, bounds-checked parser for the
-//! replies and events the nftables backend reads (no FFI: kernel data is never handed to C).
-
-use std::fmt::Write as _;
+//! Netlink wire format as the kernel sends it: constants and a safe, bounds-checked parser for
+//! replies, acknowledgements and events. No FFI: kernel data is never handed to C. (Messages
+//! we send are encoded by libnftnl, see `encode.rs`.)
 
 // --- netlink core -------------------------------------------------------------------------
 pub const NLMSG_HDRLEN: usize = 16;
@@ -9,26 +8,21 @@ pub const NLMSG_ERROR: u16 = 2;
 pub const NLMSG_DONE: u16 = 3;
 pub const NLMSG_OVERRUN: u16 = 4;
 
-pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_ACK: u16 = 0x4;
 pub const NLM_F_DUMP_INTR: u16 = 0x10;
 pub const NLM_F_DUMP: u16 = 0x300;
-pub const NLM_F_EXCL: u16 = 0x200;
-pub const NLM_F_CREATE: u16 = 0x400;
 /// In an NLMSG_ERROR: the original payload was not echoed (NETLINK_CAP_ACK).
-pub const NLM_F_CAPPED: u16 = 0x100;
+const NLM_F_CAPPED: u16 = 0x100;
 /// In an NLMSG_ERROR: extended-ack TLVs follow.
-pub const NLM_F_ACK_TLVS: u16 = 0x200;
+const NLM_F_ACK_TLVS: u16 = 0x200;
 
-pub const NLMSGERR_ATTR_MSG: u16 = 1;
-pub const NLMSGERR_ATTR_OFFS: u16 = 2;
+const NLMSGERR_ATTR_MSG: u16 = 1;
+const NLMSGERR_ATTR_OFFS: u16 = 2;
 
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
 // --- nfnetlink / nf_tables ----------------------------------------------------------------
 pub const NFNL_SUBSYS_NFTABLES: u16 = 10;
-pub const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
-pub const NFNL_MSG_BATCH_END: u16 = 0x11;
 pub const NFNLGRP_NFTABLES: u32 = 7;
 
 pub const NFPROTO_INET: u8 = 1;
@@ -49,9 +43,7 @@ pub const NFT_MSG_GETSET: u8 = 10;
 pub const NFT_MSG_DELSET: u8 = 11;
 pub const NFT_MSG_NEWSETELEM: u8 = 12;
 pub const NFT_MSG_GETSETELEM: u8 = 13;
-pub const NFT_MSG_DELSETELEM: u8 = 14;
 pub const NFT_MSG_NEWGEN: u8 = 15;
-pub const NFT_MSG_GETGEN: u8 = 16;
 // Linux ≥ 6.3 ("destroy" commands; notifications may carry these types).
 pub const NFT_MSG_DESTROYTABLE: u8 = 26;
 pub const NFT_MSG_DESTROYCHAIN: u8 = 27;
@@ -62,35 +54,37 @@ pub const NFTA_TABLE_NAME: u16 = 1;
 
 pub const NFTA_CHAIN_TABLE: u16 = 1;
 pub const NFTA_CHAIN_NAME: u16 = 3;
-pub const NFTA_CHAIN_HOOK: u16 = 4;
-pub const NFTA_CHAIN_POLICY: u16 = 5;
-pub const NFTA_CHAIN_TYPE: u16 = 7;
-pub const NFTA_HOOK_HOOKNUM: u16 = 1;
-pub const NFTA_HOOK_PRIORITY: u16 = 2;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_CHAIN_POLICY: u16 = 5;
+const NFTA_CHAIN_TYPE: u16 = 7;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NFTA_HOOK_PRIORITY: u16 = 2;
 
 pub const NFTA_RULE_TABLE: u16 = 1;
 pub const NFTA_RULE_CHAIN: u16 = 2;
-pub const NFTA_RULE_HANDLE: u16 = 3;
-pub const NFTA_RULE_USERDATA: u16 = 7;
+const NFTA_RULE_HANDLE: u16 = 3;
+const NFTA_RULE_USERDATA: u16 = 7;
 
 pub const NFTA_SET_TABLE: u16 = 1;
 pub const NFTA_SET_NAME: u16 = 2;
-pub const NFTA_SET_FLAGS: u16 = 3;
-pub const NFTA_SET_KEY_TYPE: u16 = 4;
-pub const NFTA_SET_KEY_LEN: u16 = 5;
+const NFTA_SET_FLAGS: u16 = 3;
+const NFTA_SET_KEY_TYPE: u16 = 4;
+const NFTA_SET_KEY_LEN: u16 = 5;
 
 pub const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 pub const NFTA_SET_ELEM_LIST_SET: u16 = 2;
-pub const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
-pub const NFTA_LIST_ELEM: u16 = 1;
-pub const NFTA_SET_ELEM_KEY: u16 = 1;
-pub const NFTA_SET_ELEM_FLAGS: u16 = 3;
-pub const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
-pub const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
-pub const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+#[cfg(test)]
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_FLAGS: u16 = 3;
+const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
+const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
+const NFTA_SET_ELEM_USERDATA: u16 = 6;
+const NFTA_DATA_VALUE: u16 = 1;
 
-pub const NFTA_GEN_PROC_PID: u16 = 2;
-pub const NFTA_GEN_PROC_NAME: u16 = 3;
+const NFTA_GEN_PROC_PID: u16 = 2;
+const NFTA_GEN_PROC_NAME: u16 = 3;
 
 pub const NFT_SET_ANONYMOUS: u32 = 0x1;
 pub const NFT_SET_CONSTANT: u32 = 0x2;
@@ -98,10 +92,9 @@ pub const NFT_SET_INTERVAL: u32 = 0x4;
 pub const NFT_SET_TIMEOUT: u32 = 0x10;
 pub const NFT_SET_ELEM_INTERVAL_END: u32 = 0x1;
 
-/// `nlmsg_type` of an nf_tables message.
-pub fn nft_type(msg: u8) -> u16 {
-    (NFNL_SUBSYS_NFTABLES << 8) | u16::from(msg)
-}
+/// Element userdata nft writes on an open-ended interval (no end element because the range
+/// reaches the last address): NFTNL_UDATA_SET_ELEM_FLAGS = NFTNL_SET_ELEM_F_INTERVAL_OPEN.
+pub const UDATA_INTERVAL_OPEN: [u8; 6] = [1, 4, 1, 0, 0, 0];
 
 /// One netlink message borrowed from a receive buffer.
 #[derive(Debug, Clone, Copy)]
@@ -117,6 +110,21 @@ pub struct Msg<'a> {
 }
 
 impl<'a> Msg<'a> {
+    /// The first message in `buf` (a received datagram, or one of our own messages).
+    pub fn parse(buf: &'a [u8]) -> Option<Msg<'a>> {
+        let len = ne32(buf)? as usize;
+        if len < NLMSG_HDRLEN || len > buf.len() {
+            return None;
+        }
+        Some(Msg {
+            ty: u16::from_ne_bytes([buf[4], buf[5]]),
+            flags: u16::from_ne_bytes([buf[6], buf[7]]),
+            seq: ne32(&buf[8..])?,
+            pid: ne32(&buf[12..])?,
+            payload: &buf[NLMSG_HDRLEN..len],
+            raw: &buf[..len],
+        })
+    }
     /// The nf_tables message number, if this is an nf_tables message.
     pub fn nft_msg(&self) -> Option<u8> {
         (self.ty >> 8 == NFNL_SUBSYS_NFTABLES).then_some((self.ty & 0xff) as u8)
@@ -132,26 +140,12 @@ impl<'a> Msg<'a> {
 }
 
 /// Iterates over the messages in a buffer; stops at the first malformed header.
+#[cfg(test)]
 pub fn messages(buf: &[u8]) -> impl Iterator<Item = Msg<'_>> {
     let mut rest = buf;
     std::iter::from_fn(move || {
-        if rest.len() < NLMSG_HDRLEN {
-            return None;
-        }
-        let len = u32::from_ne_bytes(rest[0..4].try_into().ok()?) as usize;
-        if len < NLMSG_HDRLEN || len > rest.len() {
-            rest = &[];
-            return None;
-        }
-        let msg = Msg {
-            ty: u16::from_ne_bytes(rest[4..6].try_into().ok()?),
-            flags: u16::from_ne_bytes(rest[6..8].try_into().ok()?),
-            seq: u32::from_ne_bytes(rest[8..12].try_into().ok()?),
-            pid: u32::from_ne_bytes(rest[12..16].try_into().ok()?),
-            payload: &rest[NLMSG_HDRLEN..len],
-            raw: &rest[..len],
-        };
-        rest = rest.get(align4(len)..).unwrap_or(&[]);
+        let msg = Msg::parse(rest)?;
+        rest = rest.get(align4(msg.raw.len())..).unwrap_or(&[]);
         Some(msg)
     })
 }
@@ -160,37 +154,40 @@ pub fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
-/// Netlink attributes (type without the NESTED/BYTEORDER bits, payload).
+/// Netlink attributes: (type without the NESTED/BYTEORDER bits, offset of the attribute
+/// header within the buffer given to [`Attrs::new`], payload).
 #[derive(Clone)]
 pub struct Attrs<'a> {
-    rest: &'a [u8],
+    buf: &'a [u8],
+    pos: usize,
 }
 
 impl<'a> Attrs<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Attrs { rest: buf }
+        Attrs { buf, pos: 0 }
     }
     /// First attribute of the given type.
     pub fn get(&self, ty: u16) -> Option<&'a [u8]> {
-        self.clone().find(|(t, _)| *t == ty).map(|(_, d)| d)
+        self.clone().find(|a| a.0 == ty).map(|a| a.2)
     }
 }
 
 impl<'a> Iterator for Attrs<'a> {
-    type Item = (u16, &'a [u8]);
+    type Item = (u16, usize, &'a [u8]);
     fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.len() < 4 {
+        let rest = self.buf.get(self.pos..)?;
+        if rest.len() < 4 {
             return None;
         }
-        let len = u16::from_ne_bytes([self.rest[0], self.rest[1]]) as usize;
-        let ty = u16::from_ne_bytes([self.rest[2], self.rest[3]]) & NLA_TYPE_MASK;
-        if len < 4 || len > self.rest.len() {
-            self.rest = &[];
+        let len = u16::from_ne_bytes([rest[0], rest[1]]) as usize;
+        let ty = u16::from_ne_bytes([rest[2], rest[3]]) & NLA_TYPE_MASK;
+        if len < 4 || len > rest.len() {
+            self.pos = self.buf.len();
             return None;
         }
-        let data = &self.rest[4..len];
-        self.rest = self.rest.get(align4(len)..).unwrap_or(&[]);
-        Some((ty, data))
+        let at = self.pos;
+        self.pos += align4(len).max(4);
+        Some((ty, at, &rest[4..len]))
     }
 }
 
@@ -209,50 +206,10 @@ pub fn string(d: &[u8]) -> String {
     String::from_utf8_lossy(&d[..end]).into_owned()
 }
 
-// --- building requests ---------------------------------------------------------------------
-
-/// Appends one netlink message (header + nfgenmsg + attributes) to `buf`.
-/// String attributes must include their NUL terminator.
-pub fn put_msg(
-    buf: &mut Vec<u8>,
-    ty: u16,
-    flags: u16,
-    seq: u32,
-    family: u8,
-    res_id: u16,
-    attrs: &[(u16, &[u8])],
-) {
-    let start = buf.len();
-    buf.extend_from_slice(&[0; NLMSG_HDRLEN]);
-    buf.extend_from_slice(&[family, 0]); // nfgen_family, version = NFNETLINK_V0
-    buf.extend_from_slice(&res_id.to_be_bytes());
-    for (aty, data) in attrs {
-        let alen = 4 + data.len();
-        buf.extend_from_slice(&(alen as u16).to_ne_bytes());
-        buf.extend_from_slice(&aty.to_ne_bytes());
-        buf.extend_from_slice(data);
-        buf.resize(align4(buf.len()), 0);
-    }
-    let len = (buf.len() - start) as u32;
-    buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
-    buf[start + 4..start + 6].copy_from_slice(&ty.to_ne_bytes());
-    buf[start + 6..start + 8].copy_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
-    buf[start + 8..start + 12].copy_from_slice(&seq.to_ne_bytes());
-    // nlmsg_pid stays 0: addressed to the kernel.
-}
-
-/// `name` as a NUL-terminated attribute payload.
-pub fn strz(name: &str) -> Vec<u8> {
-    let mut v = Vec::with_capacity(name.len() + 1);
-    v.extend_from_slice(name.as_bytes());
-    v.push(0);
-    v
-}
-
-// --- errors --------------------------------------------------------------------------------
+// --- acknowledgements ---------------------------------------------------------------------
 
 /// A decoded NLMSG_ERROR (error 0 = ACK).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ack {
     /// 0 for an ACK, a positive errno otherwise.
     pub errno: i32,
@@ -269,14 +226,13 @@ pub fn parse_ack(msg: &Msg<'_>) -> Option<Ack> {
         return None;
     }
     let p = msg.payload;
-    let error = i32::from_ne_bytes(p.get(0..4)?.try_into().ok()?);
+    let error = ne32(p)? as i32;
     // The original header follows; its seq is the request's.
     let orig = p.get(4..4 + NLMSG_HDRLEN)?;
-    let orig_len = u32::from_ne_bytes(orig[0..4].try_into().ok()?) as usize;
-    let seq = u32::from_ne_bytes(orig[8..12].try_into().ok()?);
+    let orig_len = ne32(orig)? as usize;
     let mut ack = Ack {
         errno: error.checked_neg().unwrap_or(i32::MAX).max(0),
-        seq,
+        seq: ne32(&orig[8..])?,
         offset: None,
         message: None,
     };
@@ -286,7 +242,7 @@ pub fn parse_ack(msg: &Msg<'_>) -> Option<Ack> {
         } else {
             4 + align4(orig_len)
         };
-        for (ty, d) in Attrs::new(p.get(tlv_start..).unwrap_or(&[])) {
+        for (ty, _, d) in Attrs::new(p.get(tlv_start..).unwrap_or(&[])) {
             match ty {
                 NLMSGERR_ATTR_OFFS => ack.offset = ne32(d),
                 NLMSGERR_ATTR_MSG => ack.message = Some(string(d)),
@@ -297,41 +253,40 @@ pub fn parse_ack(msg: &Msg<'_>) -> Option<Ack> {
     Some(ack)
 }
 
-/// Symbolic name of an errno value, e.g. `EEXIST`.
-pub fn errno_name(errno: i32) -> String {
-    let name = match errno {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::E2BIG => "E2BIG",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::ENODEV => "ENODEV",
-        libc::ENOTDIR => "ENOTDIR",
-        libc::EINVAL => "EINVAL",
-        libc::ENFILE => "ENFILE",
-        libc::EMFILE => "EMFILE",
-        libc::ENOSPC => "ENOSPC",
-        libc::ERANGE => "ERANGE",
-        libc::ENAMETOOLONG => "ENAMETOOLONG",
-        libc::ELOOP => "ELOOP",
-        libc::ENOTEMPTY => "ENOTEMPTY",
-        libc::EOVERFLOW => "EOVERFLOW",
-        libc::EMSGSIZE => "EMSGSIZE",
-        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
-        libc::ENOBUFS => "ENOBUFS",
-        libc::ETIMEDOUT => "ETIMEDOUT",
-        libc::ECONNREFUSED => "ECONNREFUSED",
-        _ => return format!("errno {errno}"),
-    };
-    name.to_string()
+/// Result code of an NLMSG_DONE (0 or a positive errno).
+pub fn done_errno(msg: &Msg<'_>) -> i32 {
+    ne32(msg.payload).map_or(0, |c| (c as i32).checked_neg().unwrap_or(0).max(0))
+}
+
+// --- set element messages (our own, as libnftnl encoded them) -------------------------------
+
+/// The element nests of a NEWSETELEM/DELSETELEM message as libnftnl encodes it: offset of each
+/// nest from the start of the message (header included), and its contents, in order. (libnftnl
+/// numbers the nests 1, 2, 3…; the kernel, like this parser, takes every nest in the list.)
+pub fn elem_nests(msg: &[u8]) -> impl Iterator<Item = (usize, &[u8])> + '_ {
+    // nlmsghdr (16) + nfgenmsg (4), then the attributes.
+    const ATTRS: usize = NLMSG_HDRLEN + 4;
+    let len = ne32(msg).map_or(0, |l| l as usize).min(msg.len());
+    let list = Attrs::new(msg.get(ATTRS..len).unwrap_or(&[]))
+        .find(|a| a.0 == NFTA_SET_ELEM_LIST_ELEMENTS)
+        .map(|(_, at, data)| (ATTRS + at + 4, data));
+    list.into_iter()
+        .flat_map(|(base, data)| Attrs::new(data).map(move |(_, at, e)| (base + at, e)))
+}
+
+/// Which element of `msg` the kernel's error offset points into (its position in the message).
+pub fn elem_at(msg: &[u8], offset: u32) -> Option<usize> {
+    let offset = offset as usize;
+    let mut found = None;
+    for (i, (start, data)) in elem_nests(msg).enumerate() {
+        if start > offset {
+            break;
+        }
+        if offset < start + 4 + data.len() {
+            found = Some(i);
+        }
+    }
+    found
 }
 
 // --- nf_tables objects ---------------------------------------------------------------------
@@ -424,38 +379,23 @@ pub struct ElemInfo {
     pub timeout: Option<u64>,
     /// Remaining time in ms.
     pub expiration: Option<u64>,
+    /// nft's "open interval" mark (a range that reaches the last address has no end element).
+    pub open: bool,
 }
 
-#[derive(Debug, Clone)]
-pub struct SetElems {
-    pub table: String,
-    pub set: String,
-    pub elems: Vec<ElemInfo>,
-}
-
-pub fn parse_set_elems(msg: &Msg<'_>) -> SetElems {
+/// The elements of a NEWSETELEM message of the given table and set (a dump reply).
+pub fn parse_set_elems(msg: &Msg<'_>, table: &str, set: &str) -> Vec<ElemInfo> {
     let a = msg.attrs();
-    let mut elems = Vec::new();
-    if let Some(list) = a.get(NFTA_SET_ELEM_LIST_ELEMENTS) {
-        for (ty, e) in Attrs::new(list) {
-            if ty == NFTA_LIST_ELEM {
-                if let Some(elem) = parse_elem(e) {
-                    elems.push(elem);
-                }
-            }
-        }
+    let named = |ty, want: &str| a.get(ty).is_none_or(|d| string(d) == want);
+    if !named(NFTA_SET_ELEM_LIST_TABLE, table) || !named(NFTA_SET_ELEM_LIST_SET, set) {
+        return Vec::new();
     }
-    SetElems {
-        table: a
-            .get(NFTA_SET_ELEM_LIST_TABLE)
-            .map(string)
-            .unwrap_or_default(),
-        set: a
-            .get(NFTA_SET_ELEM_LIST_SET)
-            .map(string)
-            .unwrap_or_default(),
-        elems,
-    }
+    let Some(list) = a.get(NFTA_SET_ELEM_LIST_ELEMENTS) else {
+        return Vec::new();
+    };
+    Attrs::new(list)
+        .filter_map(|(_, _, e)| parse_elem(e))
+        .collect()
 }
 
 /// Parses the inside of one NFTA_LIST_ELEM nest.
@@ -469,10 +409,14 @@ pub fn parse_elem(e: &[u8]) -> Option<ElemInfo> {
         flags: ea.get(NFTA_SET_ELEM_FLAGS).and_then(be32).unwrap_or(0),
         timeout: ea.get(NFTA_SET_ELEM_TIMEOUT).and_then(be64),
         expiration: ea.get(NFTA_SET_ELEM_EXPIRATION).and_then(be64),
+        open: ea
+            .get(NFTA_SET_ELEM_USERDATA)
+            .is_some_and(|u| u == UDATA_INTERVAL_OPEN),
     })
 }
 
-/// Name of the table an nf_tables notification refers to, and the object's own name.
+/// Table an nf_tables notification refers to, and the object's own name (for rules: the
+/// chain).
 pub fn object_names(msg: &Msg<'_>, nft: u8) -> (String, String) {
     let a = msg.attrs();
     let (t, n) = match nft {
@@ -494,60 +438,123 @@ pub fn object_names(msg: &Msg<'_>, nft: u8) -> (String, String) {
     )
 }
 
-/// Hex dump helper for unexpected keys.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+/// Process id and command name of a NEWGEN notification (who committed the transaction).
+pub fn gen_process(msg: &Msg<'_>) -> (Option<u32>, Option<String>) {
+    let a = msg.attrs();
+    (
+        a.get(NFTA_GEN_PROC_PID).and_then(be32),
+        a.get(NFTA_GEN_PROC_NAME).map(string),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A message as the kernel would lay it out: header, nfgenmsg, attributes.
+    fn msg(ty: u16, flags: u16, seq: u32, attrs: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut b = vec![0u8; NLMSG_HDRLEN];
+        b.extend_from_slice(&[NFPROTO_INET, 0, 0, 0]);
+        for (t, d) in attrs {
+            b.extend_from_slice(&((4 + d.len()) as u16).to_ne_bytes());
+            b.extend_from_slice(&t.to_ne_bytes());
+            b.extend_from_slice(d);
+            b.resize(align4(b.len()), 0);
+        }
+        let len = b.len() as u32;
+        b[0..4].copy_from_slice(&len.to_ne_bytes());
+        b[4..6].copy_from_slice(&ty.to_ne_bytes());
+        b[6..8].copy_from_slice(&flags.to_ne_bytes());
+        b[8..12].copy_from_slice(&seq.to_ne_bytes());
+        b
+    }
+
+    fn nest(attrs: &[(u16, &[u8])]) -> Vec<u8> {
+        let m = msg(0, 0, 0, attrs);
+        m[NLMSG_HDRLEN + 4..].to_vec()
+    }
+
     #[test]
-    fn build_and_parse_roundtrip() {
-        let mut buf = Vec::new();
-        put_msg(
-            &mut buf,
-            nft_type(NFT_MSG_GETSET),
-            NLM_F_DUMP,
-            7,
-            NFPROTO_INET,
+    fn messages_and_attributes_roundtrip() {
+        let mut buf = msg(
+            (NFNL_SUBSYS_NFTABLES << 8) | u16::from(NFT_MSG_NEWSET),
             0,
-            &[(NFTA_SET_TABLE, &strz("f2b"))],
+            7,
+            &[(NFTA_SET_TABLE, b"f2b\0"), (NFTA_SET_NAME, b"sshd-v4\0")],
         );
-        put_msg(&mut buf, 3, 0, 8, 0, 0, &[]);
+        buf.extend(msg(NLMSG_DONE, 0, 8, &[]));
         let msgs: Vec<_> = messages(&buf).collect();
         assert_eq!(msgs.len(), 2);
-        assert_eq!(msgs[0].nft_msg(), Some(NFT_MSG_GETSET));
+        assert_eq!(msgs[0].nft_msg(), Some(NFT_MSG_NEWSET));
         assert_eq!(msgs[0].seq, 7);
-        assert_eq!(msgs[0].family(), Some(NFPROTO_INET));
-        assert_eq!(
-            msgs[0].attrs().get(NFTA_SET_TABLE).map(string).as_deref(),
-            Some("f2b")
-        );
+        let s = parse_set(&msgs[0]);
+        assert_eq!((s.table.as_str(), s.name.as_str()), ("f2b", "sshd-v4"));
         assert_eq!(msgs[1].seq, 8);
     }
 
     #[test]
     fn truncated_input_is_not_a_panic() {
-        let mut buf = Vec::new();
-        put_msg(&mut buf, 3, 0, 1, 0, 0, &[(1, b"abcdef\0")]);
+        let buf = msg(3, 0, 1, &[(1, b"abcdef\0")]);
         for cut in 0..buf.len() {
             let _ = messages(&buf[..cut])
                 .map(|m| m.attrs().count())
                 .sum::<usize>();
+            let _ = elem_nests(&buf[..cut]).count();
         }
         assert!(Attrs::new(&[5, 0, 1]).next().is_none());
     }
 
     #[test]
-    fn errno_names() {
-        assert_eq!(errno_name(libc::EEXIST), "EEXIST");
-        assert_eq!(errno_name(4242), "errno 4242");
+    fn error_ack_with_offset_names_the_element() {
+        // Our request: three elements.
+        let key = |k: &[u8]| nest(&[(NFTA_SET_ELEM_KEY, &nest(&[(NFTA_DATA_VALUE, k)]))]);
+        let elems: Vec<Vec<u8>> = [[10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3]]
+            .iter()
+            .map(|k| key(k))
+            .collect();
+        // Numbered nests, as libnftnl writes them.
+        let list = nest(&[(NFTA_LIST_ELEM, &elems[0]), (2, &elems[1]), (3, &elems[2])]);
+        let req = msg(
+            0xa0c,
+            NLM_F_ACK,
+            42,
+            &[
+                (NFTA_SET_ELEM_LIST_TABLE, b"f2b\0"),
+                (NFTA_SET_ELEM_LIST_SET, b"sshd-v4\0"),
+                (NFTA_SET_ELEM_LIST_ELEMENTS, &list),
+            ],
+        );
+        let offs: Vec<usize> = elem_nests(&req).map(|(at, _)| at).collect();
+        assert_eq!(offs.len(), 3);
+        let second = offs[1] as u32;
+        assert_eq!(elem_at(&req, second), Some(1));
+        assert_eq!(elem_at(&req, second + 8), Some(1));
+        assert_eq!(elem_at(&req, offs[2] as u32 + 4), Some(2));
+        assert_eq!(elem_at(&req, 20), None); // the table name: not an element
+
+        // The kernel's answer: -EEXIST, capped, with the offset TLV.
+        let mut payload = (-libc::EEXIST).to_ne_bytes().to_vec();
+        payload.extend_from_slice(&req[..NLMSG_HDRLEN]);
+        payload.extend_from_slice(&8u16.to_ne_bytes());
+        payload.extend_from_slice(&NLMSGERR_ATTR_OFFS.to_ne_bytes());
+        payload.extend_from_slice(&second.to_ne_bytes());
+        let mut ack = vec![0u8; NLMSG_HDRLEN];
+        ack.extend_from_slice(&payload);
+        let len = ack.len() as u32;
+        ack[0..4].copy_from_slice(&len.to_ne_bytes());
+        ack[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        ack[6..8].copy_from_slice(&(NLM_F_CAPPED | NLM_F_ACK_TLVS).to_ne_bytes());
+        let m = messages(&ack).next().unwrap();
+        let a = parse_ack(&m).unwrap();
+        assert_eq!(
+            a,
+            Ack {
+                errno: libc::EEXIST,
+                seq: 42,
+                offset: Some(second),
+                message: None
+            }
+        );
     }
 
     #[test]
