@@ -18,10 +18,13 @@
 //!
 //! - [`config`]: TOML configuration in stages (raw with spans → merged drop-ins → validated
 //!   [`config::Settings`]); every error names file, line and key.
-//! - [`source`]: ONE sd-journal reader thread for all jails: union of matches, routing by unit,
-//!   filtering, cursors, follow mode that survives rotation; [`source::export`] makes real
+//! - [`source`]: ONE sd-journal reader thread for all jails: the routes' matches in sd-journal,
+//!   routing by trusted fields ([`filter::matches`]), filtering, cursors, follow mode that
+//!   survives rotation and does not wait for journald's notifications during an attack
+//!   ([`source::wait`]); [`source::syslog`] parses syslog text; [`source::export`] makes real
 //!   journal files for tests and demos.
-//! - [`filter`]: filter files (TOML), `<HOST>` expansion, modes, samples; the built-in library.
+//! - [`filter`]: filter files (TOML), trusted journal matches, `<HOST>` expansion, modes,
+//!   sessions (correlation, one attempt counted once), samples; the built-in library.
 //! - [`jail`]: failure windows per address, ban decisions, incremental ban times, history.
 //!   Pure logic on the journal clock.
 //! - [`engine`]: the one task that owns jail and ban state; [`engine::api`] is its message API.
@@ -31,16 +34,25 @@
 //!   the caller) and forwards calls to the engine; engine events become signals.
 //! - [`cli`]: the `f2b` command line (clap definitions, D-Bus client commands, rendering) and
 //!   the configuration options `f2bd` shares.
-//! - [`store`]: SQLite persistence (bans, history, journal cursor, open windows).
+//! - [`store`]: SQLite persistence (bans, history, positions, open windows, totals), moved
+//!   aside and restarted empty when damaged.
+//! - [`import`]: `f2b import-fail2ban`: fail2ban's configuration, filters and database → f2b's.
 //! - [`tester`]: `f2b test`, fail2ban-regex's equivalent, on the daemon's own code path.
 //! - [`logging`]: tracing to the journal with structured `F2B_*` fields and MESSAGE_IDs.
 //! - [`location`]: `file:line` for error messages.
 //! - [`metrics`]: Prometheus text metrics on a socket passed by systemd (socket activation).
 //! - [`system`]: facts about the host (services table, own addresses, user names) that the
 //!   binaries read and hand to the pure modules.
+//! - [`addr`], [`clock`]: address helpers (never-banned addresses, overlap) and µs time.
+//!
+//! `unsafe` is denied here and allowed only at FFI boundaries (libnftnl in
+//! `firewall::nft::ffi`, two sd-journal calls in the reader, the sockets systemd passes),
+//! each block with its SAFETY comment.
 //!
 //! Binaries: `f2bd` (the service) and `f2b` (the command-line tool) are thin layers over
 //! this library.
+
+#![deny(unsafe_code)]
 
 pub mod addr;
 pub mod cli;

@@ -38,12 +38,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::sys::socket::{
+    getsockname, getsockopt, sockopt, AddressFamily, SockType, SockaddrLike, SockaddrStorage,
+};
+
 use crate::engine::{Command, EngineHandle, JailInfo};
 
 /// The `FileDescriptorName=` of the metrics socket in `f2b-metrics.socket`.
 pub const FD_NAME: &str = "metrics";
-/// First file descriptor systemd passes (`SD_LISTEN_FDS_START`).
-const LISTEN_FDS_START: RawFd = 3;
 /// Connections served at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 16;
 /// A client has this long to send its request and read the answer.
@@ -56,80 +59,50 @@ pub use crate::engine::{FilterMetrics, MetricsSnapshot as Snapshot};
 
 /// Take the sockets systemd passed for metrics: every passed fd named [`FD_NAME`] (or every
 /// passed fd when systemd gave no names), checked to be a listening stream socket. Returns an
-/// empty list when f2bd was not socket-activated. The fds are marked close-on-exec.
+/// empty list when f2bd was not socket-activated (sd-notify reads `LISTEN_PID`, `LISTEN_FDS`
+/// and `LISTEN_FDNAMES`). The fds are marked close-on-exec.
+#[allow(unsafe_code)]
 pub fn listen_fds() -> Vec<OwnedFd> {
-    let pid = std::env::var("LISTEN_PID").ok();
-    let n = std::env::var("LISTEN_FDS").ok();
-    let names = std::env::var("LISTEN_FDNAMES").ok();
-    select_fds(
-        pid.as_deref(),
-        n.as_deref(),
-        names.as_deref(),
-        std::process::id(),
-    )
-    .into_iter()
-    .filter_map(|fd| {
-        // SAFETY: systemd passed this fd to this process (LISTEN_PID matched) and nothing
-        // else in f2bd takes ownership of inherited descriptors.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: fcntl on an fd we own.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-        match is_listening_stream(&owned) {
-            true => Some(owned),
-            false => {
+    let passed = match sd_notify::listen_fds_with_names() {
+        Ok(fds) => fds.collect::<Vec<_>>(),
+        Err(e) => {
+            warn!(error = %e, "ignoring the sockets systemd passed: {e}");
+            return Vec::new();
+        }
+    };
+    select_fds(passed)
+        .into_iter()
+        .filter_map(|fd| {
+            // SAFETY: systemd passed this fd to this process (sd-notify checked LISTEN_PID)
+            // and nothing else in f2bd takes ownership of inherited descriptors.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            let _ = fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+            if is_listening_stream(&owned) {
+                Some(owned)
+            } else {
                 warn!(
                     fd,
                     "passed file descriptor is not a listening stream socket; ignored"
                 );
                 None
             }
-        }
-    })
-    .collect()
-}
-
-/// The fds to use, from the values of `LISTEN_PID`, `LISTEN_FDS`, `LISTEN_FDNAMES`.
-fn select_fds(pid: Option<&str>, n: Option<&str>, names: Option<&str>, me: u32) -> Vec<RawFd> {
-    let (Some(pid), Some(n)) = (pid, n) else {
-        return Vec::new();
-    };
-    if pid.trim().parse::<u32>().ok() != Some(me) {
-        return Vec::new();
-    }
-    let Some(n) = n
-        .trim()
-        .parse::<RawFd>()
-        .ok()
-        .filter(|n| (1..=64).contains(n))
-    else {
-        return Vec::new();
-    };
-    let names: Vec<&str> = names.map(|s| s.split(':').collect()).unwrap_or_default();
-    (0..n)
-        .filter(|i| names.is_empty() || names.get(*i as usize) == Some(&FD_NAME))
-        .map(|i| LISTEN_FDS_START + i)
+        })
         .collect()
 }
 
-fn sockopt(fd: &OwnedFd, opt: libc::c_int) -> Option<libc::c_int> {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `v`.
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            opt,
-            &mut v as *mut libc::c_int as *mut libc::c_void,
-            &mut len,
-        )
-    };
-    (r == 0).then_some(v)
+/// The fds to use: those named [`FD_NAME`], or all when systemd named none.
+fn select_fds(passed: Vec<(RawFd, String)>) -> Vec<RawFd> {
+    let named = passed.iter().any(|(_, n)| !n.is_empty() && n != "unknown");
+    passed
+        .into_iter()
+        .filter(|(_, n)| !named || n == FD_NAME)
+        .map(|(fd, _)| fd)
+        .collect()
 }
 
 fn is_listening_stream(fd: &OwnedFd) -> bool {
-    sockopt(fd, libc::SO_TYPE) == Some(libc::SOCK_STREAM)
-        && sockopt(fd, libc::SO_ACCEPTCONN) == Some(1)
+    getsockopt(fd, sockopt::SockType).is_ok_and(|t| t == SockType::Stream)
+        && getsockopt(fd, sockopt::AcceptConn).unwrap_or(false)
 }
 
 enum Listener {
@@ -142,14 +115,17 @@ pub fn serve(fds: Vec<OwnedFd>, engine: EngineHandle) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     for fd in fds {
         let raw = fd.as_raw_fd();
-        let listener = match sockopt(&fd, libc::SO_DOMAIN) {
-            Some(libc::AF_INET) | Some(libc::AF_INET6) => {
+        let family = getsockname::<SockaddrStorage>(fd.as_raw_fd())
+            .ok()
+            .and_then(|a| a.family());
+        let listener = match family {
+            Some(AddressFamily::Inet) | Some(AddressFamily::Inet6) => {
                 let std = std::net::TcpListener::from(fd);
                 std.set_nonblocking(true)
                     .and_then(|_| tokio::net::TcpListener::from_std(std))
                     .map(Listener::Tcp)
             }
-            Some(libc::AF_UNIX) => {
+            Some(AddressFamily::Unix) => {
                 let std = std::os::unix::net::UnixListener::from(fd);
                 std.set_nonblocking(true)
                     .and_then(|_| tokio::net::UnixListener::from_std(std))
@@ -621,13 +597,14 @@ mod tests {
 
     #[test]
     fn selects_passed_fds() {
-        assert!(select_fds(None, Some("1"), None, 7).is_empty());
-        assert!(select_fds(Some("8"), Some("1"), None, 7).is_empty());
-        assert_eq!(select_fds(Some("7"), Some("2"), None, 7), vec![3, 4]);
-        assert_eq!(
-            select_fds(Some("7"), Some("3"), Some("other:metrics:x"), 7),
-            vec![4]
-        );
-        assert!(select_fds(Some("7"), Some("0"), None, 7).is_empty());
+        let fds = |names: &[&str]| -> Vec<(RawFd, String)> {
+            (names.iter().enumerate())
+                .map(|(i, n)| (3 + i as RawFd, n.to_string()))
+                .collect()
+        };
+        assert_eq!(select_fds(fds(&["unknown", "unknown"])), vec![3, 4]);
+        assert_eq!(select_fds(fds(&["other", "metrics", "x"])), vec![4]);
+        assert!(select_fds(fds(&["other"])).is_empty());
+        assert!(select_fds(Vec::new()).is_empty());
     }
 }

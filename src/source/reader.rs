@@ -210,6 +210,7 @@ impl Reader {
 
     /// Whether inotify on the journal can be relied on (local file systems); else the wait
     /// has a backstop timeout.
+    #[allow(unsafe_code)]
     fn reliable_fd(&self) -> bool {
         use foreign_types::ForeignType;
         // SAFETY: `as_ptr` is the live sd_journal of `self.j`; sd_journal_reliable_fd only
@@ -389,6 +390,7 @@ impl Reader {
             };
             // SAFETY: the fd belongs to the sd_journal object `self.j`, which is open for the
             // whole wait and closes it only when dropped.
+            #[allow(unsafe_code)]
             let jfd = unsafe { BorrowedFd::borrow_raw(jfd) };
             wait::wait(jfd, &wake, urgency, reliable)?;
             // Let sd-journal pick up appends, new files, rotation and deletions.

@@ -183,27 +183,13 @@ fn move_aside(db: &Path, cause: StoreError) -> Result<Recovered, StoreError> {
 
 /// `YYYYmmddTHHMMSS` in UTC.
 fn utc_stamp(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-        .min(i64::MAX as u64) as libc::time_t;
-    // SAFETY: an all-zero `tm` is a valid value (plain integers and, on glibc, a null
-    // `tm_zone` pointer), which gmtime_r overwrites.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are to live, properly aligned locals; gmtime_r is thread-safe and
-    // keeps neither pointer.
-    if unsafe { libc::gmtime_r(&secs, &mut tm) }.is_null() {
-        return format!("{secs}");
+    match jiff::Timestamp::try_from(t) {
+        Ok(ts) => ts.strftime("%Y%m%dT%H%M%S").to_string(),
+        Err(_) => t
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .to_string(),
     }
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}",
-        i64::from(tm.tm_year) + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
 }
 
 #[cfg(test)]
