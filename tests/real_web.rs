@@ -66,6 +66,17 @@ fn wait_listening(pair: &Pair, addr: SocketAddr) {
     }
 }
 
+/// Starts a daemonising server in the server namespace; returns its guard and its IPv4 and
+/// IPv6 port-80 addresses once it accepts connections.
+fn start(pair: &Pair, cmd: &str, pidfile: PathBuf) -> (Server, SocketAddr, SocketAddr) {
+    pair.srv.sh(cmd);
+    let server = Server { pidfile };
+    let a4: SocketAddr = format!("{}:80", Pair::SRV4).parse().unwrap();
+    let a6: SocketAddr = format!("[{}]:80", Pair::SRV6).parse().unwrap();
+    wait_listening(pair, a4);
+    (server, a4, a6)
+}
+
 /// Sends one raw HTTP request from the attacker address `src` and returns the status line.
 fn http(pair: &Pair, src: &str, dst: SocketAddr, request: Vec<u8>) -> String {
     let src = SocketAddr::new(src.parse().unwrap(), 0);
@@ -134,6 +145,24 @@ fn basic(user: &str, pass: &str) -> String {
         }
     }
     out
+}
+
+/// Sends each request from the attacker address of its family and waits until the server has
+/// logged the last one (a GET of /index.html) in `DIR/logs/access.log`; returns the error and
+/// access log paths.
+fn attack(pair: &Pair, dir: &Path, requests: Vec<(SocketAddr, Vec<u8>)>) -> (PathBuf, PathBuf) {
+    for (dst, req) in requests {
+        let src = if dst.is_ipv4() {
+            Pair::ATK4
+        } else {
+            Pair::ATK6
+        };
+        let status = http(pair, src, dst, req);
+        assert!(status.starts_with("HTTP/1.1 "), "{status}");
+    }
+    let logs = dir.join("logs");
+    wait_lines(&logs.join("access.log"), "\"GET /index.html ", 1);
+    (logs.join("error.log"), logs.join("access.log"))
 }
 
 /// Waits until `path` holds at least `lines` lines containing `needle`.
@@ -255,33 +284,37 @@ fn apache_error_and_access_log_files_name_the_attacker() {
     .iter()
     .map(|n| format!("LoadModule {n}_module {m}/mod_{n}.so\n"))
     .collect();
-    fs::write(
-        &conf,
-        format!(
-            "ServerRoot {p}\nServerName www.example.org\nPidFile {p}/run/httpd.pid\n\
-             DefaultRuntimeDir {p}/run\nMutex file:{p}/run\n{modules}\
-             User www-data\nGroup www-data\nListen {srv4}:80\nListen [{srv6}]:80\n\
-             ErrorLog {p}/logs/error.log\nLogLevel info\n\
-             LogFormat \"%h %l %u %t \\\"%r\\\" %>s %O \\\"%{{Referer}}i\\\" \\\"%{{User-Agent}}i\\\"\" combined\n\
-             CustomLog {p}/logs/access.log combined\n\
-             DocumentRoot {p}/www\n<Directory {p}/www>\n  Require all granted\n</Directory>\n\
-             <Location /private>\n  AuthType Basic\n  AuthName x\n  AuthUserFile {p}/htpasswd\n\
-               Require valid-user\n</Location>\n\
-             <Location /denied>\n  Require all denied\n</Location>\n\
-             ScriptAlias /cgi-bin/ {p}/cgi-bin/\n<Directory {p}/cgi-bin>\n  Require all granted\n</Directory>\n",
-            p = d.display()
-        ),
-    )
-    .unwrap();
-    let conf_arg = conf.display().to_string();
-    pair.srv
-        .sh(&format!("/usr/sbin/apache2 -f {conf_arg} -k start"));
-    let _server = Server {
-        pidfile: d.join("run/httpd.pid"),
-    };
-    let a4: SocketAddr = format!("{srv4}:80").parse().unwrap();
-    let a6: SocketAddr = format!("[{srv6}]:80").parse().unwrap();
-    wait_listening(&pair, a4);
+    let p = d.display();
+    let lines = [
+        format!("ServerRoot {p}"),
+        "ServerName www.example.org".into(),
+        format!("PidFile {p}/run/httpd.pid"),
+        format!("DefaultRuntimeDir {p}/run"),
+        format!("Mutex file:{p}/run"),
+        modules,
+        "User www-data".into(),
+        "Group www-data".into(),
+        format!("Listen {srv4}:80"),
+        format!("Listen [{srv6}]:80"),
+        format!("ErrorLog {p}/logs/error.log"),
+        "LogLevel info".into(),
+        r#"LogFormat "%h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\"" combined"#
+            .into(),
+        format!("CustomLog {p}/logs/access.log combined"),
+        format!("DocumentRoot {p}/www"),
+        format!("<Directory {p}/www>\nRequire all granted\n</Directory>"),
+        format!("<Location /private>\nAuthType Basic\nAuthName x\nAuthUserFile {p}/htpasswd"),
+        "Require valid-user\n</Location>".into(),
+        "<Location /denied>\nRequire all denied\n</Location>".into(),
+        format!("ScriptAlias /cgi-bin/ {p}/cgi-bin/"),
+        format!("<Directory {p}/cgi-bin>\nRequire all granted\n</Directory>"),
+    ];
+    fs::write(&conf, lines.join("\n") + "\n").unwrap();
+    let (_server, a4, a6) = start(
+        &pair,
+        &format!("/usr/sbin/apache2 -f {} -k start", conf.display()),
+        d.join("run/httpd.pid"),
+    );
     let host = "www.example.org";
     let long_uri = format!("/{}", "a".repeat(9000));
     let (atk4, atk6) = (Pair::ATK4, Pair::ATK6);
@@ -302,14 +335,7 @@ fn apache_error_and_access_log_files_name_the_attacker() {
         ),
         (a4, get("/index.html", host, &[])),
     ];
-    for (dst, req) in requests {
-        let src = if dst.is_ipv4() { atk4 } else { atk6 };
-        let status = http(&pair, src, dst, req);
-        assert!(status.starts_with("HTTP/1.1 "), "{status}");
-    }
-    let error_log = d.join("logs/error.log");
-    let access_log = d.join("logs/access.log");
-    wait_lines(&access_log, "\"GET /index.html ", 1);
+    let (error_log, access_log) = attack(&pair, d, requests);
     wait_lines(&error_log, "AH00128", 1);
     expect(
         &error_log,
@@ -343,34 +369,33 @@ fn nginx_error_and_access_log_files_name_the_attacker() {
     fs::write(d.join("htpasswd"), "alice:{PLAIN}right-password\n").unwrap();
     let (srv4, srv6) = (Pair::SRV4, Pair::SRV6);
     let conf = d.join("nginx.conf");
-    fs::write(
-        &conf,
-        format!(
-            "worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log info;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{\n  access_log {p}/logs/access.log combined;\n\
-               client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n\
-               fastcgi_temp_path {p}/tmp/fcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n\
-               scgi_temp_path {p}/tmp/scgi;\n\
-               limit_req_zone $binary_remote_addr zone=one:1m rate=1r/m;\n\
-               server {{\n    listen {srv4}:80;\n    listen [{srv6}]:80;\n    root {p}/www;\n\
-                 location /private/ {{ auth_basic \"x\"; auth_basic_user_file {p}/htpasswd; }}\n\
-                 location /limited/ {{ limit_req zone=one burst=1 nodelay; }}\n  }}\n}}\n",
-            p = d.display()
+    let p = d.display();
+    let temp = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+        .map(|t| format!("{t}_temp_path {p}/tmp/{t};"));
+    let lines = [
+        "worker_processes 1;".to_string(),
+        format!("pid {p}/nginx.pid;"),
+        format!("error_log {p}/logs/error.log info;"),
+        "events { worker_connections 64; }".into(),
+        "http {".into(),
+        format!("access_log {p}/logs/access.log combined;"),
+        temp.join("\n"),
+        "limit_req_zone $binary_remote_addr zone=one:1m rate=1r/m;".into(),
+        format!("server {{ listen {srv4}:80; listen [{srv6}]:80; root {p}/www;"),
+        format!("location /private/ {{ auth_basic x; auth_basic_user_file {p}/htpasswd; }}"),
+        "location /limited/ { limit_req zone=one burst=1 nodelay; }".into(),
+        "} }".into(),
+    ];
+    fs::write(&conf, lines.join("\n") + "\n").unwrap();
+    let (_server, a4, a6) = start(
+        &pair,
+        &format!(
+            "/usr/sbin/nginx -c {} -e {}",
+            conf.display(),
+            d.join("logs/startup.log").display()
         ),
-    )
-    .unwrap();
-    pair.srv.sh(&format!(
-        "/usr/sbin/nginx -c {} -e {}",
-        conf.display(),
-        d.join("logs/startup.log").display()
-    ));
-    let _server = Server {
-        pidfile: d.join("nginx.pid"),
-    };
-    let a4: SocketAddr = format!("{srv4}:80").parse().unwrap();
-    let a6: SocketAddr = format!("[{srv6}]:80").parse().unwrap();
-    wait_listening(&pair, a4);
+        d.join("nginx.pid"),
+    );
     let host = "www.example.org";
     let (atk4, atk6) = (Pair::ATK4, Pair::ATK6);
     let mut requests: Vec<(SocketAddr, Vec<u8>)> = vec![
@@ -389,14 +414,7 @@ fn nginx_error_and_access_log_files_name_the_attacker() {
         requests.push((a4, get("/limited/", host, &[])));
     }
     requests.push((a4, get("/index.html", host, &[])));
-    for (dst, req) in requests {
-        let src = if dst.is_ipv4() { atk4 } else { atk6 };
-        let status = http(&pair, src, dst, req);
-        assert!(status.starts_with("HTTP/1.1 "), "{status}");
-    }
-    let error_log = d.join("logs/error.log");
-    let access_log = d.join("logs/access.log");
-    wait_lines(&access_log, "\"GET /index.html ", 1);
+    let (error_log, access_log) = attack(&pair, d, requests);
     wait_lines(&error_log, "limiting requests", 1);
     expect(
         &error_log,
