@@ -95,6 +95,7 @@ fn attacks(_: &Lab) -> Vec<Attack> {
     let (srv4, srv6) = server(80);
     let auth = [
         ("apache-auth/normal", Exactly(1)),
+        ("apache-auth/denied", Exactly(1)),
         ("apache-auth/aggressive", Exactly(1)),
     ];
     vec![
@@ -135,7 +136,11 @@ fn attacks(_: &Lab) -> Vec<Attack> {
             "denied by configuration",
             Pair::ATK4,
             Act::get(srv4, "/denied/x", &[], " 403 "),
-            &[("apache-auth/aggressive", Exactly(1))],
+            // fail2ban's normal counts it; f2b's normal is authentication failures only.
+            &[
+                ("apache-auth/denied", Exactly(1)),
+                ("apache-auth/aggressive", Exactly(1)),
+            ],
         ),
         Attack::new(
             "missing CGI script",

@@ -114,7 +114,9 @@ fn attacks(_: &Lab) -> Vec<Attack> {
                 ],
                 " 401 ",
             ),
-            &[],
+            // nginx cuts the Basic user name at ':' (`x", client`): the address is the real
+            // client's, counted once.
+            &auth,
         ),
         Attack::new(
             "no credentials",
@@ -130,7 +132,10 @@ fn attacks(_: &Lab) -> Vec<Attack> {
                 requests: vec![get("/limited/", &[]); 3],
                 status: " 503 ",
             },
-            &[("nginx-limit-req/(default)", Exactly(1))],
+            &[
+                ("nginx-limit-req/normal", Exactly(1)),
+                ("nginx-limit-req/aggressive", Exactly(1)),
+            ],
         ),
         Attack::new(
             "bad request",
@@ -147,7 +152,13 @@ fn attacks(_: &Lab) -> Vec<Attack> {
             "scanner path",
             Pair::ATK4,
             Act::get(srv4, "/wp-login.php", &[], " 404 "),
-            &[("nginx-botsearch/(default)", Exactly(1))],
+            // The journal gets both the access and the error log line: normal reads the access
+            // line, errorlog the error line, aggressive both.
+            &[
+                ("nginx-botsearch/normal", Exactly(1)),
+                ("nginx-botsearch/errorlog", Exactly(1)),
+                ("nginx-botsearch/aggressive", Exactly(2)),
+            ],
         ),
         Attack::new(
             "ordinary 404",

@@ -1,0 +1,440 @@
+//! Real web servers writing their OWN log files (Debian's /var/log/apache2/error.log and
+//! access.log, /var/log/nginx/error.log and access.log forms, with their timestamps), attacked
+//! over a veth pair from another network namespace; the files are then read the way
+//! `f2b test FILTER FILE` reads them ([`f2b::tester`]) and every shipped web filter must find
+//! the attacker, and only the attacker, as often as it attacked.
+//!
+//! The journal forms of the same servers are tested in tests/real_services.rs. Needs root,
+//! apache2 and apache2-utils (htpasswd), nginx; skips with the reason otherwise.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{root_or_skip, Pair};
+use f2b::filter::library::FilterLibrary;
+use f2b::jail::BanDecision;
+use f2b::tester::{self, Report, TestHit, TestOptions, TestSource};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn missing(bins: &[&str]) -> Option<String> {
+    bins.iter()
+        .find(|b| !Path::new(b).exists())
+        .map(|b| format!("{b} is not installed"))
+}
+
+/// A daemonised server, stopped (SIGTERM to the pid in its pid file) when dropped.
+struct Server {
+    pidfile: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let Some(pid) = fs::read_to_string(&self.pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        else {
+            return;
+        };
+        // SAFETY: kill has no memory preconditions; the pid is the server we started.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Waits until something accepts connections at `addr` in the server's namespace.
+fn wait_listening(pair: &Pair, addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pair
+        .atk
+        .run(move || TcpStream::connect_timeout(&addr, Duration::from_millis(200)))
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "nothing listens at {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts a daemonising server in the server namespace; returns its guard and its IPv4 and
+/// IPv6 port-80 addresses once it accepts connections.
+fn start(pair: &Pair, cmd: &str, pidfile: PathBuf) -> (Server, SocketAddr, SocketAddr) {
+    pair.srv.sh(cmd);
+    let server = Server { pidfile };
+    let a4: SocketAddr = format!("{}:80", Pair::SRV4).parse().unwrap();
+    let a6: SocketAddr = format!("[{}]:80", Pair::SRV6).parse().unwrap();
+    wait_listening(pair, a4);
+    (server, a4, a6)
+}
+
+/// Sends one raw HTTP request from the attacker address `src` and returns the status line.
+fn http(pair: &Pair, src: &str, dst: SocketAddr, request: Vec<u8>) -> String {
+    let src = SocketAddr::new(src.parse().unwrap(), 0);
+    pair.atk.run(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let exchange = async {
+                let sock = if dst.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                sock.bind(src)?;
+                let mut s = sock.connect(dst).await?;
+                s.write_all(&request).await?;
+                let mut out = Vec::new();
+                let _ = s.read_to_end(&mut out).await;
+                io::Result::Ok(
+                    String::from_utf8_lossy(&out)
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            };
+            match tokio::time::timeout(Duration::from_secs(10), exchange).await {
+                Ok(Ok(status)) => status,
+                Ok(Err(e)) => format!("error: {e}"),
+                Err(_) => "error: timed out".to_string(),
+            }
+        })
+    })
+}
+
+fn get(path: &str, host: &str, headers: &[&str]) -> Vec<u8> {
+    let mut r = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for h in headers {
+        r.push_str(h);
+        r.push_str("\r\n");
+    }
+    r.push_str("\r\n");
+    r.into_bytes()
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    use std::fmt::Write as _;
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let raw = format!("{user}:{pass}").into_bytes();
+    let mut out = String::from("Authorization: Basic ");
+    for chunk in raw.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let _ = out.write_char(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Sends each request from the attacker address of its family and waits until the server has
+/// logged the last one (a GET of /index.html) in `DIR/logs/access.log`; returns the error and
+/// access log paths.
+fn attack(pair: &Pair, dir: &Path, requests: Vec<(SocketAddr, Vec<u8>)>) -> (PathBuf, PathBuf) {
+    for (dst, req) in requests {
+        let src = if dst.is_ipv4() {
+            Pair::ATK4
+        } else {
+            Pair::ATK6
+        };
+        let status = http(pair, src, dst, req);
+        assert!(status.starts_with("HTTP/1.1 "), "{status}");
+    }
+    let logs = dir.join("logs");
+    wait_lines(&logs.join("access.log"), "\"GET /index.html ", 1);
+    (logs.join("error.log"), logs.join("access.log"))
+}
+
+/// Waits until `path` holds at least `lines` lines containing `needle`.
+fn wait_lines(path: &Path, needle: &str, lines: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        if text.lines().filter(|l| l.contains(needle)).count() >= lines {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: fewer than {lines} lines with {needle:?}:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Quiet;
+
+impl Report for Quiet {
+    fn hit(&mut self, _: &TestHit<'_>) -> io::Result<()> {
+        Ok(())
+    }
+    fn ban(&mut self, _: &BanDecision) -> io::Result<()> {
+        Ok(())
+    }
+    fn missed(&mut self, _: &str) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `f2b test FILTER[:MODE] FILE`: the failures counted per address.
+fn failures(filter: &str, mode: Option<&str>, file: &Path) -> BTreeMap<String, u64> {
+    static LIB: std::sync::OnceLock<FilterLibrary> = std::sync::OnceLock::new();
+    let lib = LIB.get_or_init(|| FilterLibrary::load(&[]).expect("built-in filters load"));
+    let def = lib.get(filter).expect("filter exists");
+    let compiled = def.compile(mode).expect("filter compiles");
+    let opts = TestOptions {
+        all_units: false,
+        show_missed: false,
+        jail: None,
+    };
+    let src = TestSource::Text(file.to_path_buf());
+    let sum = tester::run(def, &compiled, &src, &opts, &mut Quiet).expect("f2b test runs");
+    sum.addresses
+}
+
+/// A filter, a mode, and the failures it must count per address.
+type Want<'a> = (&'a str, Option<&'a str>, &'a [(&'a str, u64)]);
+
+fn expect(file: &Path, want: &[Want<'_>]) {
+    let text = fs::read_to_string(file).unwrap_or_default();
+    for (filter, mode, counts) in want {
+        let got = failures(filter, *mode, file);
+        let want: BTreeMap<String, u64> = counts.iter().map(|(a, n)| (a.to_string(), *n)).collect();
+        assert_eq!(
+            got,
+            want,
+            "{filter}:{} over {}:\n{text}",
+            mode.unwrap_or("-"),
+            file.display()
+        );
+    }
+}
+
+fn scratch_dir(subdirs: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    for sub in subdirs {
+        fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    dir
+}
+
+const APACHE_BINS: &[&str] = &[
+    "/usr/sbin/apache2",
+    "/usr/bin/htpasswd",
+    "/usr/lib/apache2/modules/mod_cgi.so",
+];
+
+#[test]
+fn apache_error_and_access_log_files_name_the_attacker() {
+    let test = "apache_error_and_access_log_files_name_the_attacker";
+    if !root_or_skip(test) {
+        return;
+    }
+    if let Some(why) = missing(APACHE_BINS) {
+        eprintln!("SKIP {test}: {why}");
+        return;
+    }
+    let pair = Pair::new();
+    let dir = scratch_dir(&["www/private", "www/denied", "cgi-bin", "run", "logs"]);
+    let d = dir.path();
+    fs::write(d.join("www/index.html"), "hello\n").unwrap();
+    fs::write(d.join("www/private/index.html"), "secret\n").unwrap();
+    let out = Command::new("/usr/bin/htpasswd")
+        .arg("-cbB")
+        .arg(d.join("htpasswd"))
+        .args(["alice", "right-password"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "htpasswd: {out:?}");
+    fs::set_permissions(d.join("htpasswd"), fs::Permissions::from_mode(0o644)).unwrap();
+    let m = "/usr/lib/apache2/modules";
+    let (srv4, srv6) = (Pair::SRV4, Pair::SRV6);
+    let conf = d.join("apache2.conf");
+    let modules: String = [
+        "mpm_prefork",
+        "authn_core",
+        "authn_file",
+        "authz_core",
+        "authz_user",
+        "auth_basic",
+        "alias",
+        "cgi",
+    ]
+    .iter()
+    .map(|n| format!("LoadModule {n}_module {m}/mod_{n}.so\n"))
+    .collect();
+    let p = d.display();
+    let lines = [
+        format!("ServerRoot {p}"),
+        "ServerName www.example.org".into(),
+        format!("PidFile {p}/run/httpd.pid"),
+        format!("DefaultRuntimeDir {p}/run"),
+        format!("Mutex file:{p}/run"),
+        modules,
+        "User www-data".into(),
+        "Group www-data".into(),
+        format!("Listen {srv4}:80"),
+        format!("Listen [{srv6}]:80"),
+        format!("ErrorLog {p}/logs/error.log"),
+        "LogLevel info".into(),
+        r#"LogFormat "%h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\"" combined"#
+            .into(),
+        format!("CustomLog {p}/logs/access.log combined"),
+        format!("DocumentRoot {p}/www"),
+        format!("<Directory {p}/www>\nRequire all granted\n</Directory>"),
+        format!("<Location /private>\nAuthType Basic\nAuthName x\nAuthUserFile {p}/htpasswd"),
+        "Require valid-user\n</Location>".into(),
+        "<Location /denied>\nRequire all denied\n</Location>".into(),
+        format!("ScriptAlias /cgi-bin/ {p}/cgi-bin/"),
+        format!("<Directory {p}/cgi-bin>\nRequire all granted\n</Directory>"),
+    ];
+    fs::write(&conf, lines.join("\n") + "\n").unwrap();
+    let (_server, a4, a6) = start(
+        &pair,
+        &format!("/usr/sbin/apache2 -f {} -k start", conf.display()),
+        d.join("run/httpd.pid"),
+    );
+    let host = "www.example.org";
+    let long_uri = format!("/{}", "a".repeat(9000));
+    let (atk4, atk6) = (Pair::ATK4, Pair::ATK6);
+    let requests: Vec<(SocketAddr, Vec<u8>)> = vec![
+        (a4, get("/private/", host, &[&basic("alice", "wrong")])),
+        (a6, get("/private/", host, &[&basic("nobody", "x")])),
+        (a4, get("/denied/", host, &[])),
+        (a4, get("/cgi-bin/php", host, &["Referer: http://x/"])),
+        (a4, get("/cgi-bin/.%2e/.%2e/bin/sh", host, &[])),
+        (a4, get(&long_uri, host, &[])),
+        (
+            a4,
+            get(
+                "/wp-login.php",
+                host,
+                &["User-Agent: sqlmap/1.7.2#stable (https://sqlmap.org)"],
+            ),
+        ),
+        (a4, get("/index.html", host, &[])),
+    ];
+    let (error_log, access_log) = attack(&pair, d, requests);
+    wait_lines(&error_log, "AH00128", 1);
+    expect(
+        &error_log,
+        &[
+            ("apache-auth", Some("normal"), &[(atk4, 1), (atk6, 1)]),
+            ("apache-auth", Some("denied"), &[(atk4, 2), (atk6, 1)]),
+            ("apache-noscript", None, &[(atk4, 2)]),
+            ("apache-overflows", None, &[(atk4, 2)]),
+            ("apache-botsearch", None, &[(atk4, 1)]),
+        ],
+    );
+    expect(&access_log, &[("apache-badbots", None, &[(atk4, 1)])]);
+}
+
+#[test]
+fn nginx_error_and_access_log_files_name_the_attacker() {
+    let test = "nginx_error_and_access_log_files_name_the_attacker";
+    if !root_or_skip(test) {
+        return;
+    }
+    if let Some(why) = missing(&["/usr/sbin/nginx"]) {
+        eprintln!("SKIP {test}: {why}");
+        return;
+    }
+    let pair = Pair::new();
+    let dir = scratch_dir(&["www/private", "www/limited", "tmp", "logs"]);
+    let d = dir.path();
+    fs::write(d.join("www/index.html"), "hello\n").unwrap();
+    fs::write(d.join("www/private/index.html"), "secret\n").unwrap();
+    fs::write(d.join("www/limited/index.html"), "limited\n").unwrap();
+    fs::write(d.join("htpasswd"), "alice:{PLAIN}right-password\n").unwrap();
+    let (srv4, srv6) = (Pair::SRV4, Pair::SRV6);
+    let conf = d.join("nginx.conf");
+    let p = d.display();
+    let temp = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+        .map(|t| format!("{t}_temp_path {p}/tmp/{t};"));
+    let lines = [
+        "worker_processes 1;".to_string(),
+        format!("pid {p}/nginx.pid;"),
+        format!("error_log {p}/logs/error.log info;"),
+        "events { worker_connections 64; }".into(),
+        "http {".into(),
+        format!("access_log {p}/logs/access.log combined;"),
+        temp.join("\n"),
+        "limit_req_zone $binary_remote_addr zone=one:1m rate=1r/m;".into(),
+        format!("server {{ listen {srv4}:80; listen [{srv6}]:80; root {p}/www;"),
+        format!("location /private/ {{ auth_basic x; auth_basic_user_file {p}/htpasswd; }}"),
+        "location /limited/ { limit_req zone=one burst=1 nodelay; }".into(),
+        "} }".into(),
+    ];
+    fs::write(&conf, lines.join("\n") + "\n").unwrap();
+    let (_server, a4, a6) = start(
+        &pair,
+        &format!(
+            "/usr/sbin/nginx -c {} -e {}",
+            conf.display(),
+            d.join("logs/startup.log").display()
+        ),
+        d.join("nginx.pid"),
+    );
+    let host = "www.example.org";
+    let (atk4, atk6) = (Pair::ATK4, Pair::ATK6);
+    let mut requests: Vec<(SocketAddr, Vec<u8>)> = vec![
+        (a4, get("/private/", host, &[&basic("alice", "wrong")])),
+        (a6, get("/private/", host, &[&basic("nobody", "x")])),
+        // a name with a quote and client text (nginx cuts it at the ':')
+        (
+            a4,
+            get("/private/", host, &[&basic("x\", client: 10.9.8.7", "y")]),
+        ),
+        (a4, get("/private/", host, &[])),
+        (a4, get("/wp-login.php", host, &[])),
+        (a4, b"\x16\x03\x01\x00\x05hello\r\n\r\n".to_vec()),
+    ];
+    for _ in 0..3 {
+        requests.push((a4, get("/limited/", host, &[])));
+    }
+    requests.push((a4, get("/index.html", host, &[])));
+    let (error_log, access_log) = attack(&pair, d, requests);
+    wait_lines(&error_log, "limiting requests", 1);
+    expect(
+        &error_log,
+        &[
+            ("nginx-http-auth", Some("normal"), &[(atk4, 2), (atk6, 1)]),
+            (
+                "nginx-http-auth",
+                Some("aggressive"),
+                &[(atk4, 3), (atk6, 1)],
+            ),
+            ("nginx-limit-req", Some("normal"), &[(atk4, 1)]),
+            ("nginx-botsearch", Some("errorlog"), &[(atk4, 1)]),
+            ("nginx-botsearch", Some("normal"), &[]),
+        ],
+    );
+    expect(
+        &access_log,
+        &[
+            ("nginx-botsearch", Some("normal"), &[(atk4, 1)]),
+            ("nginx-bad-request", None, &[(atk4, 1)]),
+        ],
+    );
+}
