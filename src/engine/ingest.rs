@@ -104,6 +104,17 @@ impl Engine {
         if b.last_time_us > self.clock.journal_us {
             self.clock.journal_us = b.last_time_us;
         }
+        // An attack is under way while the failures just counted are in their windows: until
+        // then the reader does not wait for journald's (coalesced) change notifications.
+        if self.clock.live() && !touched.is_empty() {
+            let findtime = (touched.iter())
+                .filter_map(|n| self.jails.get(n))
+                .map(|j| crate::clock::usecs(j.cfg.findtime))
+                .max()
+                .unwrap_or(0);
+            self.routes
+                .urgent_until(crate::clock::now_us().saturating_add(findtime));
+        }
         if b.cursor.is_some() {
             self.cursor = b.cursor;
         }

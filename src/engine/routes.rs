@@ -40,6 +40,13 @@ impl Routes {
         self.generation
     }
 
+    /// Tell the reader an attack is under way until `until_us` (see [`crate::source::wait`]).
+    pub(super) fn urgent_until(&self, until_us: u64) {
+        if let Some(r) = &self.reader {
+            r.set_urgent_until(until_us);
+        }
+    }
+
     /// Stop the reader thread (if any) and wait for it.
     pub(super) async fn stop_reader(&mut self) {
         if let Some(r) = self.reader.take() {
