@@ -199,6 +199,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         resume,
         firewall_events: Some(fw_rx),
         notice,
+        outbox: None,
+        host: f2b::system::host_name(),
     };
     let jails: Vec<String> = settings.enabled_jails().map(|j| j.name.clone()).collect();
     let (engine, handle, cmds) = Engine::new(settings, opts);

@@ -223,6 +223,7 @@ keys! {
         bantime_overalljails: bool,
         bantime_fastrebans: bool,
         max_tracked: i64,
+        actions: Vec<String>,
     }
 }
 

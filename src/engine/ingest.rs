@@ -119,14 +119,13 @@ impl Engine {
             self.cursor = b.cursor;
         }
         self.recidive(&mut decisions, &mut windows);
-        // Persist decisions, what changed in the windows, the totals and the cursor in one
-        // transaction before enforcing.
+        // Persist decisions, what changed in the windows, the totals, the messages about the
+        // bans and the cursor in one transaction before enforcing.
+        let mut c = Commit::default();
+        self.hold_ban_notices(&decisions, &mut c);
         if self.opts.store.is_some() && b.entries > 0 {
-            let mut c = Commit {
-                cursor: self.cursor.clone(),
-                totals_added: self.totals_since(totals_before.as_deref().unwrap_or_default()),
-                ..Default::default()
-            };
+            c.cursor = self.cursor.clone();
+            c.totals_added = self.totals_since(totals_before.as_deref().unwrap_or_default());
             for ((jail, net), new) in windows {
                 match self.jails.get(&jail).and_then(|j| j.window_of(&net)) {
                     Some(times) => c.sync_window(&jail, net, times.iter().copied(), new),

@@ -26,6 +26,7 @@ pub mod api;
 mod control;
 mod enforce;
 mod ingest;
+mod notify;
 mod queries;
 mod reload;
 mod report;
@@ -44,6 +45,7 @@ pub use api::{
     BanInfo, Command, CommandError, EngineHandle, Event, FilterMetrics, JailInfo, JailSettings,
     MetricsSnapshot, Origin, ReloadSummary, Tunable,
 };
+pub use notify::FLEET_SINK;
 
 use crate::config::{LoadOptions, Settings};
 use crate::firewall::FirewallHandle;
@@ -90,6 +92,10 @@ pub struct EngineOptions {
     /// Something the admin must know, shown first in STATUS= for the daemon's life (a damaged
     /// state database that was moved aside at start).
     pub notice: Option<String>,
+    /// Where messages about bans go (actions, the fleet); `None` = nowhere.
+    pub outbox: Option<crate::outbox::OutboxHandle>,
+    /// This host's name, in messages.
+    pub host: String,
 }
 
 /// Where the engine's clock stands.
@@ -139,6 +145,8 @@ pub struct Engine {
     self_addrs: Vec<IpNet>,
     entries_read: u64,
     cursor: Option<String>,
+    /// Outbox messages waiting for their decision to be enforced.
+    held: notify::Held,
 }
 
 impl Engine {
@@ -172,6 +180,7 @@ impl Engine {
             self_addrs,
             entries_read: 0,
             cursor: None,
+            held: notify::Held::default(),
             settings,
             opts,
         };

@@ -234,7 +234,7 @@ impl Store {
             .map_err(sql(path, e))?;
         snap.outbox_next_id = snap
             .outbox_next_id
-            .max(max.map_or(1, |m| m.max(0) as u64 + 1));
+            .max(max.map_or(0, |m| m.max(0) as u64 + 1));
         tx.finish().map_err(sql(path, "cannot end the load"))?;
         snap.jails = jails.names;
         Ok(snap)

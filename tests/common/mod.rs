@@ -27,7 +27,7 @@ pub mod root;
 pub mod wait;
 
 pub use bus::PrivateBus;
-pub use engine::{start, start_full, start_stored, start_with, Running};
+pub use engine::{start, start_edited, start_full, start_stored, start_with, Running};
 pub use f2bd::F2bd;
 pub use journal::{append, fail, fixtures, load_opts, settings, ssh, web, S};
 pub use netns::{NetNs, Pair};
