@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::bus::busctl;
+use common::wait::poll_for;
 use common::{
     chmod, fail, fixtures, is_root, repo, wait_for, which, F2bd as Daemon, PrivateBus, S,
 };
@@ -150,13 +151,10 @@ impl Polkit {
             .spawn()
             .unwrap();
         let p = Polkit { child, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !stdout(&busctl(bus_address, &["list", "--acquired"]))
-            .contains("org.freedesktop.PolicyKit1")
-        {
-            assert!(Instant::now() < deadline, "polkitd did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for(Duration::from_secs(10), "polkitd to take its name", || {
+            stdout(&busctl(bus_address, &["list", "--acquired"]))
+                .contains("org.freedesktop.PolicyKit1")
+        });
         p
     }
 }
@@ -890,17 +888,10 @@ fn journal_bans_become_signals_and_monitor_lines() {
 }
 
 fn wait_child(c: &mut Child, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = c.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = c.kill();
-            panic!("child did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll_for(limit, || c.try_wait().unwrap()).unwrap_or_else(|| {
+        let _ = c.kill();
+        panic!("child did not exit within {limit:?}");
+    })
 }
 
 #[test]

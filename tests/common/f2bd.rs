@@ -23,6 +23,7 @@ use tempfile::TempDir;
 use super::bus::{name_has_owner, PrivateBus};
 use super::journal::{append, fixtures, ssh, web};
 use super::netns::NetNs;
+use super::wait::poll_for;
 
 /// How long f2bd may take to say READY=1 (100,000 restored bans in a debug build included).
 const READY_WITHIN: Duration = Duration::from_secs(30);
@@ -149,20 +150,13 @@ impl F2bd {
         let mut child = self.child.take().expect("running");
         // SAFETY: kill(2) of our own child, which has not been reaped yet.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_WITHIN;
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "f2bd did not stop within {STOP_WITHIN:?} of SIGTERM:\n{}",
-                    self.log()
-                );
-            }
-            thread::sleep(Duration::from_millis(5));
+        let Some(status) = poll_for(STOP_WITHIN, || child.try_wait().unwrap()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "f2bd did not stop within {STOP_WITHIN:?} of SIGTERM:\n{}",
+                self.log()
+            );
         };
         assert!(
             status.success(),

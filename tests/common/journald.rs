@@ -26,7 +26,7 @@ use f2b::filter::Field;
 
 use super::cgroup::Cgroup;
 use super::netns::NetNs;
-use super::wait::wait_for;
+use super::wait::{poll_until, wait_for};
 
 /// The journald binary and the tools this module needs.
 pub const NEEDS: &[&str] = &[
@@ -400,15 +400,12 @@ impl Drop for Service {
     fn drop(&mut self) {
         // SAFETY: kill(2) on the pid of our own child, not reaped yet.
         unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
+        if !poll_until(Duration::from_secs(5), || {
+            matches!(self.0.try_wait(), Ok(Some(_)))
+        }) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

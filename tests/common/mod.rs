@@ -7,6 +7,7 @@
 //! - [`engine`]: the engine in-process (dry-run firewall by default);
 //! - [`netns`]: private network namespaces, a veth pair between a server and an attacker;
 //! - [`probe`]: TCP listeners and connects across that pair;
+//! - [`http`]: raw HTTP requests for attacks on real web servers;
 //! - [`bus`]: a private, system-like `dbus-daemon`;
 //! - [`f2bd`]: the real `f2bd` process, ready when it says READY=1 on a notify socket;
 //! - [`cgroup`]: a cgroup subtree of a test, where journald sees processes as units;
@@ -21,6 +22,7 @@ pub mod bus;
 pub mod cgroup;
 pub mod engine;
 pub mod f2bd;
+pub mod http;
 pub mod journal;
 pub mod journald;
 pub mod netns;
