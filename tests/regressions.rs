@@ -88,7 +88,7 @@ async fn a_jail_stopped_and_started_again_still_bans() {
             .unwrap()
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SetEnabled answers once the new reader is positioned: write at once.
     let t = now();
     append(
         dir.path(),
