@@ -1,9 +1,11 @@
 //! `org.f2b.Manager1` at `/org/f2b`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
+use zbus::OwnedVariant;
 
 use super::error::Result;
 use super::types::{BanRecord, HistoryEntry, PastBanRecord};
@@ -107,7 +109,28 @@ impl Manager {
         let addr = validate::address(address)?;
         let duration = validate::ban_seconds(seconds)?;
         let origin = self.shared.authorize(conn, &hdr).await?;
-        self.shared.ban(jail, addr, duration, origin).await
+        self.shared.ban(jail, addr, duration, false, origin).await
+    }
+
+    /// [`Self::ban`] with options: `force` (b) bans a prefix even though it holds an address
+    /// of the jail's ignoreip or this host's own address (a single such address is still
+    /// refused). Unknown options are refused.
+    #[zbus(out_args("until_usec"))]
+    async fn ban_with_options(
+        &self,
+        jail: &str,
+        address: &str,
+        seconds: u64,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<u64> {
+        let jail = validate::jail(jail)?;
+        let addr = validate::address(address)?;
+        let duration = validate::ban_seconds(seconds)?;
+        let force = validate::ban_options(&options)?;
+        let origin = self.shared.authorize(conn, &hdr).await?;
+        self.shared.ban(jail, addr, duration, force, origin).await
     }
 
     /// Unban `address` from `jail` (every jail when empty); returns how many bans were lifted.
