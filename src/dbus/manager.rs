@@ -22,6 +22,25 @@ pub(crate) struct Manager {
     pub(crate) shared: Arc<Shared>,
 }
 
+impl Manager {
+    /// `Ban` and `BanWithOptions`: arguments checked before the caller is authorized.
+    async fn checked_ban(
+        &self,
+        jail: &str,
+        address: &str,
+        seconds: u64,
+        force: bool,
+        hdr: Header<'_>,
+        conn: &zbus::Connection,
+    ) -> Result<u64> {
+        let jail = validate::jail(jail)?;
+        let addr = validate::address(address)?;
+        let duration = validate::ban_seconds(seconds)?;
+        let origin = self.shared.authorize(conn, &hdr).await?;
+        self.shared.ban(jail, addr, duration, force, origin).await
+    }
+}
+
 #[zbus::interface(name = "org.f2b.Manager1", introspection_docs = false)]
 impl Manager {
     /// Names of the configured jails (enabled or not).
@@ -105,11 +124,8 @@ impl Manager {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<u64> {
-        let jail = validate::jail(jail)?;
-        let addr = validate::address(address)?;
-        let duration = validate::ban_seconds(seconds)?;
-        let origin = self.shared.authorize(conn, &hdr).await?;
-        self.shared.ban(jail, addr, duration, false, origin).await
+        self.checked_ban(jail, address, seconds, false, hdr, conn)
+            .await
     }
 
     /// [`Self::ban`] with options: `force` (b) bans a prefix even though it holds an address
@@ -125,12 +141,9 @@ impl Manager {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<u64> {
-        let jail = validate::jail(jail)?;
-        let addr = validate::address(address)?;
-        let duration = validate::ban_seconds(seconds)?;
         let force = validate::ban_options(&options)?;
-        let origin = self.shared.authorize(conn, &hdr).await?;
-        self.shared.ban(jail, addr, duration, force, origin).await
+        self.checked_ban(jail, address, seconds, force, hdr, conn)
+            .await
     }
 
     /// Unban `address` from `jail` (every jail when empty); returns how many bans were lifted.
