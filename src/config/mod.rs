@@ -12,6 +12,7 @@
 
 pub mod duration;
 mod error;
+pub mod feeds;
 mod fragments;
 mod ignore;
 mod jail;
@@ -31,7 +32,8 @@ pub use duration::{format_duration, parse_duration, BanTime};
 pub use error::ConfigError;
 pub use ignore::IgnoreList;
 pub use ports::{port_text, RawPort, Services};
-pub use raw::{RawDur, DAEMON_KEYS, JAIL_KEYS};
+pub use feeds::{FeedConfig, FeedFormat, FeedSource};
+pub use raw::{RawDur, DAEMON_KEYS, FEED_KEYS, JAIL_KEYS};
 pub use settings::{DaemonConfig, Increment, JailConfig, JailSource, Settings};
 
 use crate::filter::library::FilterLibrary;
@@ -147,12 +149,19 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
         jails.push(jail);
     }
     watched_jails_exist(&jails, &merged, &mut problems);
+    let mut feeds = Vec::new();
+    for (name, (m, decl)) in &merged.feeds {
+        let mut errors = Vec::new();
+        feeds.extend(feeds::resolve(name, m, decl, &opts.services, &mut errors));
+        errors.into_iter().for_each(|e| problems.push(e));
+    }
     problems.finish(Settings {
         daemon,
         jails,
         filters,
         files: Vec::new(),
         library,
+        feeds,
     })
 }
 
