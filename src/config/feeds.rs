@@ -90,7 +90,8 @@ pub struct FeedConfig {
     pub ports: Vec<PortRange>,
     pub protocol: Protocol,
     pub verdict: Verdict,
-    /// Addresses this feed never drops, besides the jails' `ignoreip` and the host's own.
+    /// Addresses this feed never drops: its `ignoreip` and `[defaults]`' (besides every
+    /// enabled jail's `ignoreip`, loopback and the host's own addresses, added by the engine).
     pub ignore: IgnoreList,
     /// Where `[feed.NAME]` was declared.
     pub loc: Location,
@@ -109,6 +110,7 @@ pub(super) fn resolve(
     name: &str,
     m: &MergedFeed,
     decl: &Location,
+    defaults_ignoreip: Option<&Val<Vec<String>>>,
     services: &Services,
     errors: &mut Vec<ConfigError>,
 ) -> Option<FeedConfig> {
@@ -209,13 +211,17 @@ pub(super) fn resolve(
             Verdict::Drop
         }),
     };
-    let ignore = match &m.ignoreip {
+    // The feed's own ignoreip and [defaults]' (a wrong [defaults] list is reported there).
+    let mut ignore = match &m.ignoreip {
         None => IgnoreList::default(),
         Some(v) => IgnoreList::parse(&v.v).unwrap_or_else(|e| {
             errors.push(err(&v.loc, "ignoreip", &e));
             IgnoreList::default()
         }),
     };
+    if let Some(Ok(d)) = defaults_ignoreip.map(|v| IgnoreList::parse(&v.v)) {
+        ignore.extend(d.nets().iter().copied());
+    }
     if errors.len() > before {
         return None;
     }

@@ -152,7 +152,8 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
     let mut feeds = Vec::new();
     for (name, (m, decl)) in &merged.feeds {
         let mut errors = Vec::new();
-        feeds.extend(feeds::resolve(name, m, decl, &opts.services, &mut errors));
+        let defaults = merged.defaults.ignoreip.as_ref();
+        feeds.extend(feeds::resolve(name, m, decl, defaults, &opts.services, &mut errors));
         errors.into_iter().for_each(|e| problems.push(e));
     }
     problems.finish(Settings {
