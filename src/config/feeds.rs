@@ -101,7 +101,12 @@ impl FeedConfig {
     /// The same content source: a change of these makes the feed fetched again at once.
     pub fn same_source(&self, other: &FeedConfig) -> bool {
         (&self.source, self.format, self.max_size, self.max_entries)
-            == (&other.source, other.format, other.max_size, other.max_entries)
+            == (
+                &other.source,
+                other.format,
+                other.max_size,
+                other.max_entries,
+            )
     }
 }
 
@@ -171,7 +176,11 @@ pub(super) fn resolve(
         None => FeedFormat::Plain,
         Some(v) => FeedFormat::parse(v.v.trim()).unwrap_or_else(|| {
             let known = FeedFormat::NAMES.join(", ");
-            errors.push(err(&v.loc, "format", &format!("{:?} is not one of {known}", v.v)));
+            errors.push(err(
+                &v.loc,
+                "format",
+                &format!("{:?} is not one of {known}", v.v),
+            ));
             FeedFormat::Plain
         }),
     };
@@ -187,15 +196,15 @@ pub(super) fn resolve(
     let max_entries = positive(&m.max_entries, "max_entries", MAX_ENTRIES as u64) as usize;
     let ports = match &m.ports {
         None => Vec::new(),
-        Some(v) => v
-            .v
-            .iter()
-            .map(|p| parse_port(p, services))
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap_or_else(|e| {
-                errors.push(err(&v.loc, "ports", &e));
-                Vec::new()
-            }),
+        Some(v) => {
+            v.v.iter()
+                .map(|p| parse_port(p, services))
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap_or_else(|e| {
+                    errors.push(err(&v.loc, "ports", &e));
+                    Vec::new()
+                })
+        }
     };
     let protocol = match &m.protocol {
         None => parse_protocol(None, !ports.is_empty()).expect("a default"),

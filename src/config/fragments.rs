@@ -12,7 +12,9 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Problems};
 use super::limits;
-use super::raw::{closest, MergedDaemon, MergedFeed, MergedJail, DAEMON_KEYS, FEED_KEYS, JAIL_KEYS};
+use super::raw::{
+    closest, MergedDaemon, MergedFeed, MergedJail, DAEMON_KEYS, FEED_KEYS, JAIL_KEYS,
+};
 use super::LoadOptions;
 use crate::location::{line_of, Location};
 
@@ -127,7 +129,11 @@ pub(super) fn merge(files: &[SourceFile], problems: &mut Problems) -> Merged {
                 "feed" => feeds(f, value, &mut m.feeds, problems),
                 other => problems.invalid(
                     at,
-                    unknown(other, "at the top level", &["daemon", "defaults", "jail", "feed"]),
+                    unknown(
+                        other,
+                        "at the top level",
+                        &["daemon", "defaults", "jail", "feed"],
+                    ),
                 ),
             }
         }

@@ -257,9 +257,8 @@ impl Resolver<'_> {
             None => Vec::new(),
         };
         let protocol = match get!(self, protocol) {
-            Some((p, l)) => {
-                parse_protocol(Some(p), !ports.is_empty()).map_err(|e| self.err(l, "protocol", e))?
-            }
+            Some((p, l)) => parse_protocol(Some(p), !ports.is_empty())
+                .map_err(|e| self.err(l, "protocol", e))?,
             None => parse_protocol(None, !ports.is_empty()).expect("a default"),
         };
         let verdict = match get!(self, action) {

@@ -30,9 +30,9 @@ use std::time::Duration;
 pub use crate::system::local_addresses;
 pub use duration::{format_duration, parse_duration, BanTime};
 pub use error::ConfigError;
+pub use feeds::{FeedConfig, FeedFormat, FeedSource};
 pub use ignore::IgnoreList;
 pub use ports::{port_text, RawPort, Services};
-pub use feeds::{FeedConfig, FeedFormat, FeedSource};
 pub use raw::{RawDur, DAEMON_KEYS, FEED_KEYS, JAIL_KEYS};
 pub use settings::{DaemonConfig, Increment, JailConfig, JailSource, Settings};
 
@@ -153,7 +153,14 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
     for (name, (m, decl)) in &merged.feeds {
         let mut errors = Vec::new();
         let defaults = merged.defaults.ignoreip.as_ref();
-        feeds.extend(feeds::resolve(name, m, decl, defaults, &opts.services, &mut errors));
+        feeds.extend(feeds::resolve(
+            name,
+            m,
+            decl,
+            defaults,
+            &opts.services,
+            &mut errors,
+        ));
         errors.into_iter().for_each(|e| problems.push(e));
     }
     problems.finish(Settings {

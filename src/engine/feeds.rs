@@ -81,7 +81,10 @@ impl Feeds {
 impl Engine {
     /// What no feed may drop, for feed `cfg`.
     fn feed_ignored(&self, cfg: &FeedConfig) -> AddrRanges {
-        let always: Vec<IpNet> = ALWAYS_IGNORED.iter().filter_map(|s| s.parse().ok()).collect();
+        let always: Vec<IpNet> = ALWAYS_IGNORED
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
         let nets = (self.jails.values())
             .flat_map(|j| j.cfg.ignore.nets())
             .chain(cfg.ignore.nets())

@@ -37,8 +37,8 @@ impl Engine {
             self.restore_snapshot(snap).await;
         }
         // Feeds' last good copies are kept only where the state is.
-        let feed_cache = (self.opts.store.is_some())
-            .then(|| self.settings.daemon.state_dir.join("feeds"));
+        let feed_cache =
+            (self.opts.store.is_some()).then(|| self.settings.daemon.state_dir.join("feeds"));
         self.start_feeds(feed_cache).await;
         self.start_reader(start)?;
         if let Some(r) = &self.opts.ready {

@@ -96,7 +96,10 @@ mod tests {
             changed_us: 4,
         };
         c.store("drop", &meta, b"192.0.2.1\n").unwrap();
-        assert_eq!(c.load("drop", "http://x/"), Some((meta.clone(), b"192.0.2.1\n".to_vec())));
+        assert_eq!(
+            c.load("drop", "http://x/"),
+            Some((meta.clone(), b"192.0.2.1\n".to_vec()))
+        );
         assert!(c.load("drop", "http://y/").is_none());
         let later = Meta {
             fetched_us: 9,

@@ -113,7 +113,11 @@ async fn get(
 }
 
 /// A local file: its size and mtime stand for an ETag.
-fn read_file(path: &std::path::Path, max_size: u64, prev: &Validators) -> Result<Fetched, FeedError> {
+fn read_file(
+    path: &std::path::Path,
+    max_size: u64,
+    prev: &Validators,
+) -> Result<Fetched, FeedError> {
     use std::io::Read;
     let io = |error| FeedError::Io {
         path: path.to_path_buf(),
@@ -126,7 +130,12 @@ fn read_file(path: &std::path::Path, max_size: u64, prev: &Validators) -> Result
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .unwrap_or_default();
-    let tag = format!("{}-{}.{:09}", meta.len(), mtime.as_secs(), mtime.subsec_nanos());
+    let tag = format!(
+        "{}-{}.{:09}",
+        meta.len(),
+        mtime.as_secs(),
+        mtime.subsec_nanos()
+    );
     if prev.etag.as_deref() == Some(tag.as_str()) {
         return Ok(Fetched::NotModified);
     }
@@ -174,8 +183,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("list");
         std::fs::write(&path, "192.0.2.1\n").unwrap();
-        let Ok(Fetched::Body { bytes, validators }) =
-            read_file(&path, 100, &Validators::default())
+        let Ok(Fetched::Body { bytes, validators }) = read_file(&path, 100, &Validators::default())
         else {
             panic!("a body")
         };

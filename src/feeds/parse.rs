@@ -45,7 +45,8 @@ pub fn parse(format: FeedFormat, body: &[u8]) -> Parsed {
                 p.bad += 1;
                 if p.bad_lines.len() < BAD_SHOWN {
                     let shown: String = raw.trim().chars().take(60).collect();
-                    p.bad_lines.push(format!("line {}: {shown:?}: {why}", i + 1));
+                    p.bad_lines
+                        .push(format!("line {}: {shown:?}: {why}", i + 1));
                 }
             }
         }
@@ -143,7 +144,10 @@ mod tests {
         assert_eq!(p.entries, (5, 1));
         assert_eq!(p.bad, 0);
         assert!(p.ranges.contains("192.0.2.2".parse().unwrap()));
-        assert!(p.ranges.contains("10.200.0.1".parse().unwrap()), "host bits cleared");
+        assert!(
+            p.ranges.contains("10.200.0.1".parse().unwrap()),
+            "host bits cleared"
+        );
         assert!(check(&p, body.len(), 100).is_ok());
         assert!(matches!(
             check(&p, body.len(), 5),
@@ -183,14 +187,32 @@ mod tests {
         let p = parse(FeedFormat::Plain, html.as_bytes());
         assert_eq!(p.bad, 5);
         assert_eq!(p.bad_lines.len(), BAD_SHOWN);
-        assert!(p.bad_lines[0].starts_with("line 1: \"<html>\""), "{:?}", p.bad_lines);
+        assert!(
+            p.bad_lines[0].starts_with("line 1: \"<html>\""),
+            "{:?}",
+            p.bad_lines
+        );
         let e = check(&p, html.len(), 100).unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
-        let p = parse(FeedFormat::Plain, b"0.0.0.0/0\n::/0\n192.0.2.1\n192.0.2.2\n192.0.2.3\n");
+        let p = parse(
+            FeedFormat::Plain,
+            b"0.0.0.0/0\n::/0\n192.0.2.1\n192.0.2.2\n192.0.2.3\n",
+        );
         assert_eq!((p.entries, p.bad), ((3, 0), 2));
         assert!(p.bad_lines[1].contains("/0"), "{:?}", p.bad_lines);
-        assert!(check(&p, 10, 100).is_ok(), "a few bad lines do not refuse the rest");
-        assert!(matches!(check(&Parsed::default(), 0, 10), Err(FeedError::Empty)));
-        assert!(check(&parse(FeedFormat::Plain, b"# nothing listed today\n"), 24, 10).is_ok());
+        assert!(
+            check(&p, 10, 100).is_ok(),
+            "a few bad lines do not refuse the rest"
+        );
+        assert!(matches!(
+            check(&Parsed::default(), 0, 10),
+            Err(FeedError::Empty)
+        ));
+        assert!(check(
+            &parse(FeedFormat::Plain, b"# nothing listed today\n"),
+            24,
+            10
+        )
+        .is_ok());
     }
 }

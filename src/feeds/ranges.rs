@@ -145,10 +145,7 @@ mod tests {
         ]);
         assert_eq!(
             r.v4,
-            vec![
-                v4("10.0.0.0", "10.0.1.255"),
-                v4("192.0.2.9", "192.0.2.10")
-            ]
+            vec![v4("10.0.0.0", "10.0.1.255"), v4("192.0.2.9", "192.0.2.10")]
         );
         assert_eq!(r.counts(), (2, 1));
         assert!(r.contains("10.0.1.200".parse().unwrap()));
@@ -160,7 +157,12 @@ mod tests {
 
     #[test]
     fn an_ignored_address_splits_the_range_that_holds_it() {
-        let feed = ranges(&["10.77.0.0/24", "10.9.0.0/16", "203.0.113.0/24", "2001:db8::/64"]);
+        let feed = ranges(&[
+            "10.77.0.0/24",
+            "10.9.0.0/16",
+            "203.0.113.0/24",
+            "2001:db8::/64",
+        ]);
         let ignore = ranges(&[
             "10.77.0.3",
             "10.77.0.1",

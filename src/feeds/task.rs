@@ -112,14 +112,7 @@ pub fn spawn(engine: EngineHandle, cache: Option<Cache>) -> mpsc::UnboundedSende
                             engine: engine.clone(),
                         };
                         let task = tokio::spawn(feed.run(refresh_rx));
-                        running.insert(
-                            cfg.name.clone(),
-                            Running {
-                                cfg,
-                                task,
-                                refresh,
-                            },
-                        );
+                        running.insert(cfg.name.clone(), Running { cfg, task, refresh });
                     }
                 }
                 Control::Refresh { names, done } => {
@@ -188,7 +181,8 @@ impl Feed {
             let age = Duration::from_micros(now_us().saturating_sub(meta.fetched_us));
             due += self.cfg.refresh.saturating_sub(age);
             if send {
-                status.next_refresh_us = now_us() + self.cfg.refresh.saturating_sub(age).as_micros() as u64;
+                status.next_refresh_us =
+                    now_us() + self.cfg.refresh.saturating_sub(age).as_micros() as u64;
                 self.send(&status, Some(ranges)).await;
             }
         }

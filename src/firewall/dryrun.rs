@@ -122,7 +122,12 @@ impl Firewall for DryRun {
             .get_mut(name)
             .ok_or_else(|| FirewallError::UnknownGroup(format!("feed {name}")))?;
         let (v4, v6) = want.counts();
-        tracing::debug!(feed = name, v4, v6, "dry-run: feed would hold {v4} + {v6} range(s)");
+        tracing::debug!(
+            feed = name,
+            v4,
+            v6,
+            "dry-run: feed would hold {v4} + {v6} range(s)"
+        );
         let sent = usize::from(held != want) * (v4 + v6);
         *held = want.clone();
         Ok(FeedSync {

@@ -195,8 +195,7 @@ impl Nftables {
                     r.kernel.remove(&d.span.first);
                 }
                 for d in diffs.iter().filter(|d| !d.del) {
-                    r.kernel
-                        .insert(d.span.first, (d.span.last, Expiry::NEVER));
+                    r.kernel.insert(d.span.first, (d.span.last, Expiry::NEVER));
                 }
             }
         }
@@ -244,12 +243,20 @@ mod tests {
         let want = [(10, 19), (30, 44), (60, 60)];
         assert_eq!(
             diff(&h, &want),
-            vec![d(30, 39, true), d(30, 44, false), d(50, 59, true), d(60, 60, false)]
+            vec![
+                d(30, 39, true),
+                d(30, 44, false),
+                d(50, 59, true),
+                d(60, 60, false)
+            ]
         );
         assert!(diff(&h, &[(10, 19), (30, 39), (50, 59)]).is_empty());
         // An element with a timeout (somebody else's) is replaced by a permanent one.
         let h = held(&[(10, 19)], Expiry(5));
-        assert_eq!(diff(&h, &[(10, 19)]), vec![d(10, 19, true), d(10, 19, false)]);
+        assert_eq!(
+            diff(&h, &[(10, 19)]),
+            vec![d(10, 19, true), d(10, 19, false)]
+        );
     }
 
     #[test]
