@@ -290,6 +290,8 @@ pub struct MetricsSnapshot {
     pub caught_up: bool,
     /// Wall clock when the snapshot was taken, µs.
     pub now_us: u64,
+    /// The blocklist feeds.
+    pub feeds: Vec<FeedInfo>,
 }
 
 /// One past ban: (jail, address or prefix as text, ban start µs).
