@@ -12,7 +12,9 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Problems};
 use super::limits;
-use super::raw::{closest, MergedDaemon, MergedJail, DAEMON_KEYS, JAIL_KEYS};
+use super::raw::{
+    closest, MergedDaemon, MergedFleet, MergedJail, DAEMON_KEYS, FLEET_KEYS, JAIL_KEYS,
+};
 use super::LoadOptions;
 use crate::location::{line_of, Location};
 
@@ -97,6 +99,9 @@ pub(super) struct Merged {
     pub(super) daemon: MergedDaemon,
     pub(super) defaults: MergedJail,
     pub(super) jails: BTreeMap<String, (MergedJail, Location)>,
+    /// `[fleet]`, and where it was first written (`None`: no fleet).
+    pub(super) fleet: MergedFleet,
+    pub(super) fleet_decl: Option<Location>,
 }
 
 /// Parse and merge `files`; problems go to `problems`.
@@ -122,9 +127,19 @@ pub(super) fn merge(files: &[SourceFile], problems: &mut Problems) -> Merged {
                     m.defaults.set(k, v, |s| f.loc(s))
                 }),
                 "jail" => jails(f, value, &mut m.jails, problems),
+                "fleet" => {
+                    m.fleet_decl.get_or_insert(at);
+                    for_each(f, value, "[fleet]", problems, |k, v| {
+                        m.fleet.set(k, v, |s| f.loc(s))
+                    })
+                }
                 other => problems.invalid(
                     at,
-                    unknown(other, "at the top level", &["daemon", "defaults", "jail"]),
+                    unknown(
+                        other,
+                        "at the top level",
+                        &["daemon", "defaults", "jail", "fleet"],
+                    ),
                 ),
             }
         }
@@ -176,10 +191,10 @@ fn for_each(
         return;
     };
     let label = section.trim_matches(['[', ']']).replacen('.', " ", 1);
-    let known = if section == "[daemon]" {
-        DAEMON_KEYS
-    } else {
-        JAIL_KEYS
+    let known = match section {
+        "[daemon]" => DAEMON_KEYS,
+        "[fleet]" => FLEET_KEYS,
+        _ => JAIL_KEYS,
     };
     for (key, v) in table {
         let k = key.get_ref().as_ref();

@@ -12,6 +12,7 @@
 
 pub mod duration;
 mod error;
+pub mod fleet;
 mod fragments;
 mod ignore;
 mod jail;
@@ -29,9 +30,10 @@ use std::time::Duration;
 pub use crate::system::local_addresses;
 pub use duration::{format_duration, parse_duration, BanTime};
 pub use error::ConfigError;
+pub use fleet::FleetConfig;
 pub use ignore::IgnoreList;
 pub use ports::{port_text, RawPort, Services};
-pub use raw::{RawDur, DAEMON_KEYS, JAIL_KEYS};
+pub use raw::{RawDur, DAEMON_KEYS, FLEET_KEYS, JAIL_KEYS};
 pub use settings::{DaemonConfig, Increment, JailConfig, JailSource, Settings};
 
 use crate::filter::library::FilterLibrary;
@@ -116,7 +118,13 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
     };
     let mut jails = Vec::new();
     let mut filters = BTreeMap::new();
-    for (name, (merged_jail, decl)) in &merged.jails {
+    let fleet_cfg = fleet::resolve(&merged, &mut problems);
+    let fleet_jail = fleet::fleet_jail(&merged).map(|j| (fleet::FLEET_JAIL.to_string(), j));
+    for (name, (merged_jail, decl)) in merged
+        .jails
+        .iter()
+        .chain(fleet_jail.iter().map(|(n, j)| (n, j)))
+    {
         let r = jail::Resolver {
             jail: merged_jail,
             defaults: &merged.defaults,
@@ -146,6 +154,8 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
         }
         jails.push(jail);
     }
+    // The fleet jail comes last from the loop; the jails stay in name order.
+    jails.sort_by(|a, b| a.name.cmp(&b.name));
     watched_jails_exist(&jails, &merged, &mut problems);
     problems.finish(Settings {
         daemon,
@@ -153,6 +163,7 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
         filters,
         files: Vec::new(),
         library,
+        fleet: fleet_cfg,
     })
 }
 

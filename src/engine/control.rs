@@ -83,6 +83,10 @@ impl Engine {
                 let _ = r.send(self.metrics());
             }
             Command::Query(q) => self.query(q),
+            Command::Peer(b) => self.peer_batch(b).await,
+            Command::Fleet(r) => {
+                let _ = r.send(self.opts.fleet.as_ref().map(|f| f.snapshot()));
+            }
         }
     }
 

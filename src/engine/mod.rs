@@ -27,6 +27,7 @@ mod control;
 mod enforce;
 mod ingest;
 mod notify;
+mod peers;
 mod queries;
 mod reload;
 mod report;
@@ -46,6 +47,7 @@ pub use api::{
     MetricsSnapshot, Origin, ReloadSummary, Tunable,
 };
 pub use notify::FLEET_SINK;
+pub use peers::reason as peer_refusal;
 
 use crate::config::{LoadOptions, Settings};
 use crate::firewall::FirewallHandle;
@@ -96,6 +98,9 @@ pub struct EngineOptions {
     pub outbox: Option<crate::outbox::OutboxHandle>,
     /// This host's name, in messages.
     pub host: String,
+    /// The fleet's state, when `[fleet]` is configured (issue 17): reported by `GetFleet`,
+    /// the metrics and STATUS.
+    pub fleet: Option<crate::fleet::Status>,
 }
 
 /// Where the engine's clock stands.
@@ -147,6 +152,8 @@ pub struct Engine {
     cursor: Option<String>,
     /// Outbox messages waiting for their decision to be enforced.
     held: notify::Held,
+    /// Which fleet peer owns which peer ban.
+    peers: peers::PeerBans,
 }
 
 impl Engine {
@@ -181,6 +188,7 @@ impl Engine {
             entries_read: 0,
             cursor: None,
             held: notify::Held::default(),
+            peers: peers::PeerBans::default(),
             settings,
             opts,
         };
