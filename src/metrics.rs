@@ -529,6 +529,7 @@ mod tests {
             journal_us: 1_700_000_000_000_000,
             caught_up: false,
             now_us: 1_700_000_010_000_000,
+            fleet: None,
         };
         let text = render(&s);
         for line in [
