@@ -42,20 +42,38 @@ impl Consumer {
                     continue;
                 }
             };
-            while let Some(batch) = feed.next().await {
+            // After a reconnection the feed is made again at once from what was applied (the
+            // old consumer would notice only after missed heartbeats).
+            let mut conn = self.status.watch_connected();
+            conn.mark_unchanged();
+            loop {
+                let batch = tokio::select! {
+                    b = feed.next() => b,
+                    c = conn.changed() => {
+                        if c.is_ok() && *conn.borrow_and_update() {
+                            debug!("fleet: reconnected; reading the stream again");
+                            break;
+                        }
+                        continue;
+                    }
+                };
                 match batch {
-                    Ok(b) => {
+                    Some(Ok(b)) => {
                         if !self.batch(b).await {
                             return;
                         }
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         warn!(error = %e, "fleet: reading the stream: {e}; reading again");
+                        tokio::time::sleep(RETRY).await;
+                        break;
+                    }
+                    None => {
+                        tokio::time::sleep(RETRY).await;
                         break;
                     }
                 }
             }
-            tokio::time::sleep(RETRY).await;
         }
     }
 
