@@ -486,6 +486,9 @@ pub fn render(s: &Snapshot) -> String {
         s.now_us.saturating_sub(s.journal_us)
     };
     let _ = writeln!(o, "f2b_journal_lag_seconds {}", secs(lag));
+    if let Some(f) = &s.fleet {
+        crate::fleet::metrics::render(f, &mut o, label);
+    }
     o
 }
 

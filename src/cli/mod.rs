@@ -16,6 +16,7 @@ pub mod args;
 pub mod client;
 pub mod daemon;
 pub mod error;
+pub mod fleet;
 pub mod monitor;
 pub mod offline;
 pub mod render;
@@ -139,6 +140,10 @@ fn daemon_command(cmd: DaemonCmd, w: &mut dyn Write) -> Result<u8, CliError> {
             DaemonCmd::Set { jail, setting, bus } => {
                 let c = Client::connect(bus.bus).await?;
                 daemon::set(&c, &jail, setting, w).await?
+            }
+            DaemonCmd::Fleet { bus, out: o } => {
+                let c = Client::connect(bus.bus).await?;
+                fleet::fleet(&c, Out { w, json: o.json }).await?
             }
         }
         Ok(EXIT_OK)

@@ -6,7 +6,7 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
 use super::error::Result;
-use super::types::{BanRecord, HistoryEntry, PastBanRecord};
+use super::types::{fleet_reply, BanRecord, FleetReply, HistoryEntry, PastBanRecord};
 use super::{validate, Shared};
 use crate::engine::api::Query;
 use crate::engine::{Command, ReloadSummary};
@@ -91,6 +91,28 @@ impl Manager {
             Ok(n) => (state.backend, n, String::new()),
             Err(e) => (state.backend, 0, e),
         })
+    }
+
+    /// The fleet (bans shared with other hosts): whether it is configured, this host's name,
+    /// the stream, the servers, whether connected, the stream's last sequence and the one
+    /// applied here (their difference is the lag), decisions published, the peers, refusals
+    /// by reason and the last decisions received.
+    #[zbus(out_args(
+        "configured",
+        "host",
+        "stream",
+        "servers",
+        "connected",
+        "last_seq",
+        "applied_seq",
+        "published",
+        "peers",
+        "refused",
+        "recent"
+    ))]
+    async fn get_fleet(&self) -> Result<FleetReply> {
+        let snap = self.shared.engine.call(Command::Fleet).await?;
+        Ok(fleet_reply(snap))
     }
 
     /// Ban `address` (or prefix) in `jail` for `seconds` (0 = the jail's ban time).

@@ -15,6 +15,7 @@
 //!   systemd's STATUS.
 
 pub mod consume;
+pub mod metrics;
 pub mod nats;
 pub mod policy;
 pub mod publish;
