@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use common::nats::{nats_or_skip, FleetNet, NatsServer};
-use common::{f2bd, fail, root_and_tools_or_skip, wait_for, F2bd, NetNs};
+use common::{f2bd, fail, root_and_tools_or_skip, wait_for, F2bd, NetNs, PrivateBus};
 use f2b::engine::now_us;
 
 /// One f2bd of the fleet: its namespace, address and process.
@@ -29,11 +29,17 @@ fn config(name: &str, servers: &[String], jail: &str, fleet: &str) -> String {
 
 impl Host {
     fn start(net: &mut FleetNet, name: &'static str, cfg: &str) -> Host {
+        Host::start_on(net, name, cfg, None)
+    }
+
+    /// With `org.f2b` on a private bus.
+    fn start_on(net: &mut FleetNet, name: &'static str, cfg: &str, bus: Option<&str>) -> Host {
         let (ns, _addr) = net.host();
-        let d = F2bd::with_config(cfg)
-            .firewall("nftables")
-            .netns(&ns)
-            .start();
+        let mut b = F2bd::with_config(cfg).firewall("nftables");
+        if let Some(a) = bus {
+            b = b.bus(a);
+        }
+        let d = b.netns(&ns).start();
         Host {
             name,
             ns,
@@ -94,6 +100,21 @@ impl Host {
                 .start(),
         );
     }
+}
+
+/// `f2b ARGS… --bus ADDRESS --json`, parsed.
+fn f2b_json(bus: &PrivateBus, args: &[&str]) -> serde_json::Value {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_f2b"))
+        .args(args)
+        .args(["--bus", &bus.address, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "f2b {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -193,11 +214,9 @@ fn accept_and_a_restarted_server() {
     let servers = [nats.url()];
     let a = Host::start(&mut net, "a", &config("a", &servers, "", ""));
     let b = Host::start(&mut net, "b", &config("b", &servers, "", ""));
-    let c = Host::start(
-        &mut net,
-        "c",
-        &config("c", &servers, "", "accept = [\"a\"]"),
-    );
+    let bus = PrivateBus::start();
+    let c_cfg = config("c", &servers, "", "accept = [\"a\"]");
+    let c = Host::start_on(&mut net, "c", &c_cfg, Some(&bus.address));
 
     // b is not accepted by c: c ignores b's ban, and takes a's ban published after it.
     b.attacked_by(&["192.0.2.20".into()]);
@@ -205,6 +224,22 @@ fn accept_and_a_restarted_server() {
     a.attacked_by(&["192.0.2.21".into()]);
     c.wait_has("192.0.2.21", Duration::from_secs(5));
     assert!(!c.has("192.0.2.20"), "c applied a ban of b:\n{}", c.set());
+    // What c shows: the peer ban's origin, the refusal, the peers, no lag.
+    let bans = f2b_json(&bus, &["bans"]);
+    let ban = (bans.as_array().unwrap().iter())
+        .find(|b| b["address"] == "192.0.2.21")
+        .unwrap_or_else(|| panic!("{bans}"));
+    assert_eq!(ban["origin"], "peer:a", "{ban}");
+    let fleet = f2b_json(&bus, &["fleet"]);
+    assert_eq!(fleet["host"], "c", "{fleet}");
+    assert_eq!(fleet["connected"], true, "{fleet}");
+    assert_eq!(fleet["lag"], 0, "{fleet}");
+    assert_eq!(fleet["refused"]["not_accepted"], 1, "{fleet}");
+    let peers = fleet["peers"].as_array().unwrap();
+    assert!(
+        peers.iter().any(|p| p["host"] == "a" && p["applied"] == 1),
+        "{fleet}"
+    );
 
     // The server goes away (killed) while a bans; it comes back: every ban reaches b.
     nats.kill();
