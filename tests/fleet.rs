@@ -298,3 +298,68 @@ fn a_flood_of_bans_reaches_the_fleet() {
         ms(t.elapsed())
     );
 }
+
+/// The README's nats-server configuration: one user per host, allowed to publish bans only
+/// under its own name. The fleet works with those permissions, and a host cannot publish as
+/// another.
+#[test]
+fn per_host_users_publish_only_as_themselves() {
+    let test = "per_host_users_publish_only_as_themselves";
+    if !root_and_tools_or_skip(test) || !nats_or_skip(test) {
+        return;
+    }
+    let user = |name: &str| {
+        format!(
+            "{{ user: {name}, password: \"pw-{name}\", permissions: {{ publish: [\"f2b.{name}.>\", \
+             \"$JS.API.INFO\", \"$JS.API.STREAM.INFO.F2B\", \"$JS.API.STREAM.CREATE.F2B\", \
+             \"$JS.API.CONSUMER.CREATE.F2B\", \"$JS.API.CONSUMER.CREATE.F2B.>\", \
+             \"$JS.API.CONSUMER.MSG.NEXT.F2B.>\", \"$JS.API.CONSUMER.DELETE.F2B.>\"], \
+             subscribe: [\"_INBOX.>\"] }} }}"
+        )
+    };
+    let mut net = FleetNet::new();
+    let conf = format!(
+        "authorization {{\n  users = [\n    {}\n    {}\n  ]\n}}\n",
+        user("a"),
+        user("b")
+    );
+    let nats = NatsServer::with_config(&net, FleetNet::SERVER, &conf);
+    let servers = [nats.url()];
+    let secrets = tempfile::tempdir().unwrap();
+    let auth = |name: &str| {
+        let f = secrets.path().join(name);
+        std::fs::write(&f, format!("pw-{name}\n")).unwrap();
+        format!("user = \"{name}\"\npassword_file = \"{}\"", f.display())
+    };
+    let a = Host::start(&mut net, "a", &config("a", &servers, "", &auth("a")));
+    let b = Host::start(&mut net, "b", &config("b", &servers, "", &auth("b")));
+    a.attacked_by(&["192.0.2.30".into()]);
+    b.wait_has("192.0.2.30", Duration::from_secs(10));
+
+    // User a publishing as b: the server refuses it (no acknowledgement from the stream).
+    let spoof = net.core.run(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let client =
+                async_nats::ConnectOptions::with_user_and_password("a".into(), "pw-a".into())
+                    .connect(format!("{}:4222", FleetNet::SERVER))
+                    .await
+                    .unwrap();
+            let js = async_nats::jetstream::new(client);
+            let ack = js.publish("f2b.b.ssh.ban", b"{}".to_vec().into()).await;
+            match ack {
+                Ok(f) => tokio::time::timeout(Duration::from_secs(3), f)
+                    .await
+                    .map(|r| r.is_ok()),
+                Err(_) => Ok(false),
+            }
+        })
+    });
+    assert!(
+        !matches!(spoof, Ok(true)),
+        "the server stored a's message as b's"
+    );
+}

@@ -68,12 +68,24 @@ pub struct NatsServer {
     args: Vec<String>,
     pub addr: String,
     pub port: u16,
+    config_dir: Option<TempDir>,
 }
 
 impl NatsServer {
     /// One server on `addr:4222`, JetStream stored in a directory of its own.
     pub fn start(net: &FleetNet, addr: &str) -> NatsServer {
         NatsServer::with_args(net, addr, 4222, &[])
+    }
+
+    /// A server with a configuration file (`-c`), written into its directory.
+    pub fn with_config(net: &FleetNet, addr: &str, config: &str) -> NatsServer {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nats.conf");
+        std::fs::write(&path, config).unwrap();
+        let path = path.display().to_string();
+        let mut s = NatsServer::with_args(net, addr, 4222, &["-c", &path]);
+        s.config_dir = Some(dir);
+        s
     }
 
     /// A server with more arguments (cluster routes …).
@@ -97,6 +109,7 @@ impl NatsServer {
             args,
             addr: addr.into(),
             port,
+            config_dir: None,
         };
         s.run(net);
         s
