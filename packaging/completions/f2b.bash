@@ -37,6 +37,9 @@ _f2b() {
             f2b,firewall)
                 cmd="f2b__subcmd__firewall"
                 ;;
+            f2b,fleet)
+                cmd="f2b__subcmd__fleet"
+                ;;
             f2b,help)
                 cmd="f2b__subcmd__help"
                 ;;
@@ -108,6 +111,9 @@ _f2b() {
                 ;;
             f2b__subcmd__help,firewall)
                 cmd="f2b__subcmd__help__subcmd__firewall"
+                ;;
+            f2b__subcmd__help,fleet)
+                cmd="f2b__subcmd__help__subcmd__fleet"
                 ;;
             f2b__subcmd__help,help)
                 cmd="f2b__subcmd__help__subcmd__help"
@@ -188,7 +194,7 @@ _f2b() {
 
     case "${cmd}" in
         f2b)
-            opts="-h -V --help --version import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set help"
+            opts="-h -V --help --version import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set fleet help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -411,8 +417,26 @@ _f2b() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        f2b__subcmd__fleet)
+            opts="-h --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         f2b__subcmd__help)
-            opts="import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set help"
+            opts="import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set fleet help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -540,6 +564,20 @@ _f2b() {
         f2b__subcmd__help__subcmd__firewall__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        f2b__subcmd__help__subcmd__fleet)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
