@@ -305,21 +305,24 @@ pub(super) fn fleet_jail(m: &Merged) -> Option<(MergedJail, Location)> {
     if m.jails.contains_key(FLEET_JAIL) {
         return None;
     }
-    let mut j = MergedJail::default();
-    j.source = Some(Val {
-        v: "fleet".into(),
+    let val = |v| Val {
+        v,
         loc: decl.clone(),
-    });
-    j.enabled = Some(Val {
-        v: true,
-        loc: decl.clone(),
-    });
-    // Peers' bans may be for any service: the fleet jail blocks every port unless
-    // [jail.fleet] says otherwise.
-    j.ports = Some(Val {
-        v: Vec::new(),
-        loc: decl.clone(),
-    });
+    };
+    let j = MergedJail {
+        source: Some(val("fleet".to_string())),
+        enabled: Some(Val {
+            v: true,
+            loc: decl.clone(),
+        }),
+        // Peers' bans may be for any service: the fleet jail blocks every port unless
+        // [jail.fleet] says otherwise.
+        ports: Some(Val {
+            v: Vec::new(),
+            loc: decl.clone(),
+        }),
+        ..MergedJail::default()
+    };
     Some((j, decl))
 }
 
