@@ -1,12 +1,13 @@
 //! `org.f2b.Manager1` at `/org/f2b`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
 use super::error::Result;
-use super::types::{fleet_reply, BanRecord, FleetReply, HistoryEntry, PastBanRecord};
+use super::types::{fleet_reply, BanRecord, FleetPeer, FleetRecent, HistoryEntry, PastBanRecord};
 use super::{validate, Shared};
 use crate::engine::api::Query;
 use crate::engine::{Command, ReloadSummary};
@@ -110,7 +111,24 @@ impl Manager {
         "refused",
         "recent"
     ))]
-    async fn get_fleet(&self) -> Result<FleetReply> {
+    #[allow(clippy::type_complexity)]
+    async fn get_fleet(
+        &self,
+    ) -> Result<(
+        bool,
+        String,
+        String,
+        Vec<String>,
+        bool,
+        u64,
+        u64,
+        u64,
+        Vec<FleetPeer>,
+        HashMap<String, u64>,
+        Vec<FleetRecent>,
+    )> {
+        // Written out (not the FleetReply alias): zbus makes one out argument per element
+        // only of a tuple it can see.
         let snap = self.shared.engine.call(Command::Fleet).await?;
         Ok(fleet_reply(snap))
     }
