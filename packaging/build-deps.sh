@@ -20,6 +20,7 @@ PKGS=(
   man-db binutils                                                    # man pages rendered in tests; objcopy for cargo-deb's dbgsym
   fail2ban python3-systemd                                           # f2b import-fail2ban: Debian's /etc/fail2ban, fail2ban-server and its database
   cockpit-ws cockpit-bridge chromium nodejs                          # the Cockpit page in a headless browser (tests/cockpit.rs)
+  nats-server                                                        # the fleet over NATS JetStream (tests/fleet.rs)
 )
 missing=()
 for p in "${PKGS[@]}"; do

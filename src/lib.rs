@@ -40,6 +40,8 @@
 //!   last good copy on disk), enforced by the engine in interval sets of their own.
 //! - [`outbox`]: messages about bans for actions and the fleet, written with the decisions,
 //!   delivered by their own tasks with retries and bounds.
+//! - [`fleet`]: bans shared with other f2b hosts through NATS JetStream: the outbox sink that
+//!   publishes, the consumer that hands peers' decisions to the engine, the local limits.
 //! - [`import`]: `f2b import-fail2ban`: fail2ban's configuration, filters and database → f2b's.
 //! - [`tester`]: `f2b test`, fail2ban-regex's equivalent, on the daemon's own code path.
 //! - [`logging`]: tracing to the journal with structured `F2B_*` fields and MESSAGE_IDs.
@@ -67,6 +69,7 @@ pub mod engine;
 pub mod feeds;
 pub mod filter;
 pub mod firewall;
+pub mod fleet;
 pub mod import;
 pub mod jail;
 pub mod location;

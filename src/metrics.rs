@@ -487,6 +487,9 @@ pub fn render(s: &Snapshot) -> String {
     };
     let _ = writeln!(o, "f2b_journal_lag_seconds {}", secs(lag));
     feeds(&mut o, &s.feeds, family);
+    if let Some(f) = &s.fleet {
+        crate::fleet::metrics::render(f, &mut o, label);
+    }
     o
 }
 
@@ -586,6 +589,7 @@ mod tests {
                 fetch_failures: 2,
                 ..Default::default()
             }],
+            fleet: None,
         };
         let text = render(&s);
         for line in [

@@ -166,6 +166,7 @@ fn f2b_toml_5_documents_every_key() {
     let keys = f2b::config::JAIL_KEYS
         .iter()
         .chain(f2b::config::FEED_KEYS)
+        .chain(f2b::config::FLEET_KEYS.iter())
         .chain(["state_dir", "history_max_age", "filter_dirs"].iter());
     for k in keys {
         assert!(

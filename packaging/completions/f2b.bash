@@ -40,6 +40,9 @@ _f2b() {
             f2b,firewall)
                 cmd="f2b__subcmd__firewall"
                 ;;
+            f2b,fleet)
+                cmd="f2b__subcmd__fleet"
+                ;;
             f2b,help)
                 cmd="f2b__subcmd__help"
                 ;;
@@ -114,6 +117,9 @@ _f2b() {
                 ;;
             f2b__subcmd__help,firewall)
                 cmd="f2b__subcmd__help__subcmd__firewall"
+                ;;
+            f2b__subcmd__help,fleet)
+                cmd="f2b__subcmd__help__subcmd__fleet"
                 ;;
             f2b__subcmd__help,help)
                 cmd="f2b__subcmd__help__subcmd__help"
@@ -194,7 +200,7 @@ _f2b() {
 
     case "${cmd}" in
         f2b)
-            opts="-h -V --help --version import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set feeds help"
+            opts="-h -V --help --version import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set feeds fleet help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -435,8 +441,26 @@ _f2b() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        f2b__subcmd__fleet)
+            opts="-h --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         f2b__subcmd__help)
-            opts="import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set feeds help"
+            opts="import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set feeds fleet help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -578,6 +602,20 @@ _f2b() {
         f2b__subcmd__help__subcmd__firewall__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        f2b__subcmd__help__subcmd__fleet)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

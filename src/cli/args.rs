@@ -295,6 +295,15 @@ pub enum DaemonCmd {
         #[command(flatten)]
         out: JsonArg,
     },
+    /// The fleet (bans shared with other hosts through NATS): connection, lag (stream messages
+    /// not applied here yet), peers with when each was last seen, the decisions received
+    /// lately and what was refused, by reason.
+    Fleet {
+        #[command(flatten)]
+        bus: BusArgs,
+        #[command(flatten)]
+        out: JsonArg,
+    },
 }
 
 /// `f2b test`.

@@ -174,7 +174,14 @@ fn ban_table(bans: &[BanRecord], with_jail: bool) -> Table {
     if with_jail {
         head.push("JAIL");
     }
-    head.extend(["ADDRESS", "BANNED AT", "UNTIL", "COUNT", "FAILURES"]);
+    head.extend([
+        "ADDRESS",
+        "BANNED AT",
+        "UNTIL",
+        "COUNT",
+        "FAILURES",
+        "ORIGIN",
+    ]);
     let mut t = Table::new(&head);
     for b in bans {
         let mut row = vec![];
@@ -187,6 +194,7 @@ fn ban_table(bans: &[BanRecord], with_jail: bool) -> Table {
             until(b.end_usec),
             b.count.to_string(),
             b.failures.to_string(),
+            b.origin.clone(),
         ]);
         t.row(row);
     }

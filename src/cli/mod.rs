@@ -17,6 +17,7 @@ pub mod client;
 pub mod daemon;
 pub mod error;
 pub mod feeds;
+pub mod fleet;
 pub mod monitor;
 pub mod offline;
 pub mod render;
@@ -151,6 +152,10 @@ fn daemon_command(cmd: DaemonCmd, w: &mut dyn Write) -> Result<u8, CliError> {
             } => {
                 let c = Client::connect(bus.bus).await?;
                 feeds::feeds(&c, name, refresh, Out { w, json: o.json }).await?
+            }
+            DaemonCmd::Fleet { bus, out: o } => {
+                let c = Client::connect(bus.bus).await?;
+                fleet::fleet(&c, Out { w, json: o.json }).await?
             }
         }
         Ok(EXIT_OK)

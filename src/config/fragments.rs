@@ -13,7 +13,8 @@ use toml::Spanned;
 use super::error::{ConfigError, Problems};
 use super::limits;
 use super::raw::{
-    closest, MergedDaemon, MergedFeed, MergedJail, DAEMON_KEYS, FEED_KEYS, JAIL_KEYS,
+    closest, MergedDaemon, MergedFeed, MergedFleet, MergedJail, DAEMON_KEYS, FEED_KEYS, FLEET_KEYS,
+    JAIL_KEYS,
 };
 use super::LoadOptions;
 use crate::location::{line_of, Location};
@@ -101,6 +102,9 @@ pub(super) struct Merged {
     pub(super) jails: BTreeMap<String, (MergedJail, Location)>,
     /// `[feed.NAME]` tables, with where each was first declared.
     pub(super) feeds: BTreeMap<String, (MergedFeed, Location)>,
+    /// `[fleet]`, and where it was first written (`None`: no fleet).
+    pub(super) fleet: MergedFleet,
+    pub(super) fleet_decl: Option<Location>,
 }
 
 /// Parse and merge `files`; problems go to `problems`.
@@ -127,12 +131,18 @@ pub(super) fn merge(files: &[SourceFile], problems: &mut Problems) -> Merged {
                 }),
                 "jail" => jails(f, value, &mut m.jails, problems),
                 "feed" => feeds(f, value, &mut m.feeds, problems),
+                "fleet" => {
+                    m.fleet_decl.get_or_insert(at);
+                    for_each(f, value, "[fleet]", problems, |k, v| {
+                        m.fleet.set(k, v, |s| f.loc(s))
+                    })
+                }
                 other => problems.invalid(
                     at,
                     unknown(
                         other,
                         "at the top level",
-                        &["daemon", "defaults", "jail", "feed"],
+                        &["daemon", "defaults", "jail", "feed", "fleet"],
                     ),
                 ),
             }
@@ -220,12 +230,11 @@ fn for_each(
         return;
     };
     let label = section.trim_matches(['[', ']']).replacen('.', " ", 1);
-    let known = if section == "[daemon]" {
-        DAEMON_KEYS
-    } else if section.starts_with("[feed.") {
-        FEED_KEYS
-    } else {
-        JAIL_KEYS
+    let known = match section {
+        "[daemon]" => DAEMON_KEYS,
+        "[fleet]" => FLEET_KEYS,
+        s if s.starts_with("[feed.") => FEED_KEYS,
+        _ => JAIL_KEYS,
     };
     for (key, v) in table {
         let k = key.get_ref().as_ref();

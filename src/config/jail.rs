@@ -180,6 +180,7 @@ impl Resolver<'_> {
                     matches,
                 }
             }
+            Some(("fleet", _)) => JailSource::Fleet,
             Some(("bans", _)) => JailSource::Bans {
                 jails: get!(self, watch_jails)
                     .map(|(v, _)| v.clone())
@@ -189,7 +190,7 @@ impl Resolver<'_> {
                 return Err(self.err(
                     l,
                     "source",
-                    format!("{other:?} is not \"journal\" or \"bans\""),
+                    format!("{other:?} is not \"journal\", \"bans\" or \"fleet\""),
                 ))
             }
         };

@@ -13,6 +13,7 @@
 pub mod duration;
 mod error;
 pub mod feeds;
+pub mod fleet;
 mod fragments;
 mod ignore;
 mod jail;
@@ -31,9 +32,10 @@ pub use crate::system::local_addresses;
 pub use duration::{format_duration, parse_duration, BanTime};
 pub use error::ConfigError;
 pub use feeds::{FeedConfig, FeedFormat, FeedSource};
+pub use fleet::FleetConfig;
 pub use ignore::IgnoreList;
 pub use ports::{port_text, RawPort, Services};
-pub use raw::{RawDur, DAEMON_KEYS, FEED_KEYS, JAIL_KEYS};
+pub use raw::{RawDur, DAEMON_KEYS, FEED_KEYS, FLEET_KEYS, JAIL_KEYS};
 pub use settings::{DaemonConfig, Increment, JailConfig, JailSource, Settings};
 
 use crate::filter::library::FilterLibrary;
@@ -118,7 +120,13 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
     };
     let mut jails = Vec::new();
     let mut filters = BTreeMap::new();
-    for (name, (merged_jail, decl)) in &merged.jails {
+    let fleet_cfg = fleet::resolve(&merged, &mut problems);
+    let fleet_jail = fleet::fleet_jail(&merged).map(|j| (fleet::FLEET_JAIL.to_string(), j));
+    for (name, (merged_jail, decl)) in merged
+        .jails
+        .iter()
+        .chain(fleet_jail.iter().map(|(n, j)| (n, j)))
+    {
         let r = jail::Resolver {
             jail: merged_jail,
             defaults: &merged.defaults,
@@ -148,6 +156,8 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
         }
         jails.push(jail);
     }
+    // The fleet jail comes last from the loop; the jails stay in name order.
+    jails.sort_by(|a, b| a.name.cmp(&b.name));
     watched_jails_exist(&jails, &merged, &mut problems);
     let mut feeds = Vec::new();
     for (name, (m, decl)) in &merged.feeds {
@@ -170,6 +180,7 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
         files: Vec::new(),
         library,
         feeds,
+        fleet: fleet_cfg,
     })
 }
 

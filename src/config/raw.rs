@@ -253,6 +253,28 @@ keys! {
     }
 }
 
+keys! {
+    /// The keys of `[fleet]` (issue 17), merged over every file.
+    MergedFleet, FLEET_KEYS {
+        servers: Vec<String>,
+        host: String,
+        creds_file: String,
+        user: String,
+        password_file: String,
+        tls_cert: String,
+        tls_key: String,
+        tls_ca: String,
+        share: Vec<String>,
+        accept: Vec<String>,
+        stream: String,
+        max_prefix_v4: i64,
+        max_prefix_v6: i64,
+        max_bans_per_peer_per_minute: i64,
+        max_bantime: RawDur,
+        replicas: i64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

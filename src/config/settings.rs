@@ -22,6 +22,8 @@ pub enum JailSource {
     },
     /// f2b's own bans in other jails (`recidive` without parsing our log). Empty = all jails.
     Bans { jails: Vec<String> },
+    /// Bans of fleet peers for jails this host does not run (`source = "fleet"`, issue 17).
+    Fleet,
 }
 
 /// Incremental ban times for repeat offenders.
@@ -74,7 +76,7 @@ impl JailConfig {
     pub fn filter_name(&self) -> Option<&str> {
         match &self.source {
             JailSource::Journal { filter, .. } => Some(filter),
-            JailSource::Bans { .. } => None,
+            JailSource::Bans { .. } | JailSource::Fleet => None,
         }
     }
 }
@@ -100,6 +102,8 @@ pub struct Settings {
     pub library: FilterLibrary,
     /// Every blocklist feed declared (`[feed.NAME]`), enabled or not, in name order.
     pub feeds: Vec<super::feeds::FeedConfig>,
+    /// `[fleet]`: bans shared with other hosts (issue 17); `None` = not configured.
+    pub fleet: Option<super::fleet::FleetConfig>,
 }
 
 impl Settings {

@@ -8,7 +8,9 @@ use zbus::object_server::SignalEmitter;
 use zbus::OwnedVariant;
 
 use super::error::Result;
-use super::types::{BanRecord, FeedRecord, HistoryEntry, PastBanRecord};
+use super::types::{
+    fleet_reply, BanRecord, FeedRecord, FleetPeer, FleetRecent, HistoryEntry, PastBanRecord,
+};
 use super::{validate, Shared};
 use crate::engine::api::Query;
 use crate::engine::{Command, FeedsCommand, ReloadSummary};
@@ -112,6 +114,45 @@ impl Manager {
             Ok(n) => (state.backend, n, String::new()),
             Err(e) => (state.backend, 0, e),
         })
+    }
+
+    /// The fleet (bans shared with other hosts): whether it is configured, this host's name,
+    /// the stream, the servers, whether connected, the stream's last sequence and the one
+    /// applied here (their difference is the lag), decisions published, the peers, refusals
+    /// by reason and the last decisions received.
+    #[zbus(out_args(
+        "configured",
+        "host",
+        "stream",
+        "servers",
+        "connected",
+        "last_seq",
+        "applied_seq",
+        "published",
+        "peers",
+        "refused",
+        "recent"
+    ))]
+    #[allow(clippy::type_complexity)]
+    async fn get_fleet(
+        &self,
+    ) -> Result<(
+        bool,
+        String,
+        String,
+        Vec<String>,
+        bool,
+        u64,
+        u64,
+        u64,
+        Vec<FleetPeer>,
+        HashMap<String, u64>,
+        Vec<FleetRecent>,
+    )> {
+        // Written out (not the FleetReply alias): zbus makes one out argument per element
+        // only of a tuple it can see.
+        let snap = self.shared.engine.call(Command::Fleet).await?;
+        Ok(fleet_reply(snap))
     }
 
     /// Ban `address` (or prefix) in `jail` for `seconds` (0 = the jail's ban time).

@@ -218,6 +218,73 @@ pub enum Command {
     Query(Query),
     /// Blocklist feeds (`engine/feeds.rs`).
     Feeds(FeedsCommand),
+    /// Decisions of fleet peers to apply (`engine/peers.rs`, issue 17).
+    Peer(PeerBatch),
+    /// The fleet's state (`None` without `[fleet]`).
+    Fleet(oneshot::Sender<Option<crate::fleet::FleetSnapshot>>),
+}
+
+/// A ban or an unban by a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerEvent {
+    Ban,
+    Unban,
+}
+
+impl PeerEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerEvent::Ban => "ban",
+            PeerEvent::Unban => "unban",
+        }
+    }
+}
+
+/// One decision of a peer, within the local limits of `[fleet]` already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerDecision {
+    /// Its stream sequence.
+    pub seq: u64,
+    /// The peer.
+    pub host: String,
+    pub event: PeerEvent,
+    /// The peer's jail (applied into the local jail of that name, else into the fleet jail).
+    pub jail: String,
+    pub net: IpNet,
+    /// When the ban ends (capped by `max_bantime`); `None` for unbans.
+    pub end_us: Option<u64>,
+    /// The peer's ban count.
+    pub count: u32,
+}
+
+/// Peer decisions read from the stream up to `last_seq`: the engine applies them and stores
+/// `last_seq` at `position` in the same transaction. Replies one outcome per decision.
+#[derive(Debug)]
+pub struct PeerBatch {
+    pub position: String,
+    pub last_seq: u64,
+    pub decisions: Vec<PeerDecision>,
+    pub reply: oneshot::Sender<Vec<PeerOutcome>>,
+}
+
+/// What became of a peer decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerOutcome {
+    Applied,
+    /// Nothing to do: already banned here, already over, or not this peer's ban to lift.
+    Unchanged,
+    /// The local rules refused it (the reason: `ignored`, `own`, `unbannable`, `no_jail`).
+    Refused(&'static str),
+}
+
+impl std::fmt::Display for PeerOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerOutcome::Applied => f.write_str("applied"),
+            PeerOutcome::Unchanged => f.write_str("unchanged"),
+            PeerOutcome::Refused(why) => write!(f, "refused: {why}"),
+        }
+    }
 }
 
 /// Blocklist feeds: their tasks' news, and the control plane's questions.
@@ -292,6 +359,8 @@ pub struct MetricsSnapshot {
     pub now_us: u64,
     /// The blocklist feeds.
     pub feeds: Vec<FeedInfo>,
+    /// The fleet (issue 17), when configured.
+    pub fleet: Option<crate::fleet::FleetSnapshot>,
 }
 
 /// One past ban: (jail, address or prefix as text, ban start µs).

@@ -84,6 +84,10 @@ impl Engine {
             }
             Command::Query(q) => self.query(q),
             Command::Feeds(c) => self.feeds_command(c),
+            Command::Peer(b) => self.peer_batch(b).await,
+            Command::Fleet(r) => {
+                let _ = r.send(self.opts.fleet.as_ref().map(|f| f.snapshot()));
+            }
         }
     }
 

@@ -408,7 +408,11 @@ impl Engine {
                     origin: match b.origin {
                         OriginKind::Manual => crate::store::Origin::Manual { uid: None },
                         OriginKind::Import => crate::store::Origin::Import,
-                        _ => crate::store::Origin::Local,
+                        OriginKind::Peer => match self.peers.owner(j.name(), *net) {
+                            Some(h) => crate::store::Origin::Peer(h.clone()),
+                            None => crate::store::Origin::Local,
+                        },
+                        OriginKind::Local => crate::store::Origin::Local,
                     },
                 });
             }
@@ -512,7 +516,10 @@ impl Engine {
         let mut snap_outbox = std::mem::take(&mut snap.outbox);
         let outbox_next_id = snap.outbox_next_id;
         for h in std::mem::take(&mut snap.history) {
-            let offence = !matches!(h.origin, crate::store::Origin::Manual { .. });
+            let offence = !matches!(
+                h.origin,
+                crate::store::Origin::Manual { .. } | crate::store::Origin::Peer(_)
+            );
             self.history
                 .record(h.net, snap.jail(h.jail), h.t_us, offence);
         }
@@ -541,7 +548,12 @@ impl Engine {
             };
             let jail = snap.jail(b.jail);
             match self.restore(jail, b.net, ban, now) {
-                Some(c) => changes.push(c),
+                Some(c) => {
+                    if let crate::store::Origin::Peer(host) = &b.origin {
+                        self.peers.set(jail, b.net, host);
+                    }
+                    changes.push(c)
+                }
                 None => gone.push((jail.to_string(), b.net)),
             }
         }

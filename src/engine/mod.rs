@@ -28,6 +28,7 @@ mod enforce;
 mod feeds;
 mod ingest;
 mod notify;
+mod peers;
 mod queries;
 mod reload;
 mod report;
@@ -48,6 +49,7 @@ pub use api::{
 };
 pub use feeds::STEP_ELEMENTS as FEED_STEP_ELEMENTS;
 pub use notify::FLEET_SINK;
+pub use peers::reason as peer_refusal;
 
 use crate::config::{LoadOptions, Settings};
 use crate::firewall::FirewallHandle;
@@ -98,6 +100,9 @@ pub struct EngineOptions {
     pub outbox: Option<crate::outbox::OutboxHandle>,
     /// This host's name, in messages.
     pub host: String,
+    /// The fleet's state, when `[fleet]` is configured (issue 17): reported by `GetFleet`,
+    /// the metrics and STATUS.
+    pub fleet: Option<crate::fleet::Status>,
 }
 
 /// Where the engine's clock stands.
@@ -151,6 +156,8 @@ pub struct Engine {
     held: notify::Held,
     /// Blocklist feeds (`feeds.rs`).
     feeds: feeds::Feeds,
+    /// Which fleet peer owns which peer ban.
+    peers: peers::PeerBans,
 }
 
 impl Engine {
@@ -186,6 +193,7 @@ impl Engine {
             cursor: None,
             held: notify::Held::default(),
             feeds: feeds::Feeds::default(),
+            peers: peers::PeerBans::default(),
             settings,
             opts,
         };

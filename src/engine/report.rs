@@ -23,6 +23,11 @@ impl Engine {
         if !self.clock.caught_up {
             s.push_str(" (reading backlog)");
         }
+        if let Some(f) = &self.opts.fleet {
+            if !f.connected() {
+                s.push_str("; fleet disconnected (shared bans wait)");
+            }
+        }
         let pending = self.pending.len();
         if pending > 0 {
             s.push_str(&format!(
@@ -53,7 +58,7 @@ impl Engine {
                     Some(m) => format!("{filter}:{m}"),
                     None => filter.clone(),
                 },
-                JailSource::Bans { .. } => String::new(),
+                JailSource::Bans { .. } | JailSource::Fleet => String::new(),
             },
             maxretry: cfg.maxretry,
             findtime_s: cfg.findtime.as_secs(),
@@ -92,7 +97,7 @@ impl Engine {
                     end_us: b.end_us.unwrap_or(0),
                     count: b.count,
                     failures: b.failures,
-                    origin: b.origin.as_str().to_string(),
+                    origin: self.origin_text(j.name(), net, b.origin),
                 })
             })
             .collect();
@@ -135,6 +140,7 @@ impl Engine {
             caught_up: self.clock.caught_up,
             now_us: now_us(),
             feeds: self.feed_infos(),
+            fleet: self.opts.fleet.as_ref().map(|f| f.snapshot()),
         }
     }
 }

@@ -51,6 +51,8 @@ impl Engine {
             .as_ref()
             .map(|(d, _)| tokio::time::interval(*d));
         let mut fw_events = self.opts.firewall_events.take();
+        // STATUS says when the fleet is disconnected.
+        let mut fleet_conn = self.opts.fleet.as_ref().map(|f| f.watch_connected());
         let mut purge =
             tokio::time::interval_at(tokio::time::Instant::now() + PURGE_EVERY, PURGE_EVERY);
         while !self.ended {
@@ -83,6 +85,7 @@ impl Engine {
                 }
                 _ = purge.tick() => self.purge().await,
                 Some(what) = recv_opt(&mut fw_events) => self.firewall_lost(what, &mut fw_events).await,
+                _ = changed_opt(&mut fleet_conn) => self.update_status(),
                 // Last: a feed's sync goes one bounded step at a time when nothing else waits.
                 _ = std::future::ready(()), if self.feeds.has_work() => self.feed_step().await,
             }
@@ -111,6 +114,18 @@ async fn recv_opt(rx: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<St
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// A change of a watched value; pending forever without one (or once its sender is gone).
+async fn changed_opt(w: &mut Option<watch::Receiver<bool>>) {
+    let gone = match w {
+        Some(rx) => rx.changed().await.is_err(),
+        None => true,
+    };
+    if gone {
+        *w = None;
+        std::future::pending::<()>().await;
     }
 }
 

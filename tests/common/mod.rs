@@ -25,6 +25,7 @@ pub mod f2bd;
 pub mod http;
 pub mod journal;
 pub mod journald;
+pub mod nats;
 pub mod netns;
 pub mod probe;
 pub mod root;
