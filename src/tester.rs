@@ -362,8 +362,8 @@ fn read_journal(
                 result = Err(TestError::Journal(e));
                 break;
             }
-            SourceEvent::CaughtUp => {}
-            SourceEvent::Ended => break,
+            SourceEvent::CaughtUp(_) => {}
+            SourceEvent::Ended(_) => break,
         }
     }
     reader.stop();

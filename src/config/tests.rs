@@ -28,6 +28,7 @@ fn opts(dir: &tempfile::TempDir) -> LoadOptions {
         no_system_filters: true,
         default_text: None,
         services: Services::parse("gopher 70/tcp\n"),
+        os_ids: vec!["ubuntu".into(), "debian".into()],
     }
 }
 

@@ -62,7 +62,7 @@ impl Engine {
         };
         Ok(match &cfg.source {
             JailSource::Journal { matches, .. } => matches.iter().map(|m| m.to_string()).collect(),
-            JailSource::Bans { .. } => Vec::new(),
+            JailSource::Bans { .. } | JailSource::File { .. } => Vec::new(),
         })
     }
 
