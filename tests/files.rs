@@ -342,7 +342,9 @@ fn auth_log_jail_bans_through_rotations_and_restarts() {
     append(&log, &failed(Pair::ATK6_B, 1));
     append(&log, &failed(Pair::ATK6_B, 2));
     append(&log, &failed(Pair::ATK6_B, 3));
+    let bus = PrivateBus::start();
     let d = F2bd::with_config(&config(&log))
+        .bus(&bus.address)
         .firewall("nftables")
         .netns(&pair.srv)
         .start();
@@ -360,6 +362,18 @@ fn auth_log_jail_bans_through_rotations_and_restarts() {
     logrotate(logs.path(), &log, "copytruncate");
     attack_and_wait_ban(&d, &pair, &log, Pair::ATK6, 300);
     total_failures(&d, 9);
+    // `f2b status JAIL` lists the file with its lines and failures.
+    let out = Command::new(env!("CARGO_BIN_EXE_f2b"))
+        .args(["status", "--bus", &bus.address, "sshd"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.contains(&*log.display().to_string()))
+        .unwrap_or_else(|| panic!("no log file in `f2b status sshd`:\n{text}{out:?}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[1..], ["following", "9", "9"], "{text}");
     // Written while f2bd is down: counted once after the restart.
     let home = d.stop();
     append(&log, &failed(Pair::ATK6_B, 400));

@@ -132,6 +132,9 @@ impl Engine {
             journal_us: self.clock.journal_us,
             caught_up: self.clock.caught_up,
             now_us: now_us(),
+            files: (self.routes.files_view())
+                .map(|v| v.files())
+                .unwrap_or_default(),
         }
     }
 }

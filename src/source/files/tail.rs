@@ -51,7 +51,7 @@ impl Tail {
     pub(super) fn from_file(file: File, offset: u64, max_line: usize) -> io::Result<Tail> {
         let meta = file.metadata()?;
         if meta.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::Other, "is a directory"));
+            return Err(io::Error::other("is a directory"));
         }
         let fp = Fingerprint::of(&file, meta.len())?;
         Ok(Tail {
@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(l, ["xxxxxxxxxx…", "after"]);
         assert_eq!(r.cut, 1);
         // A long line in one piece.
-        write!(f, "{long}\n").unwrap();
+        writeln!(f, "{long}").unwrap();
         let (l, r) = lines(&mut t);
         assert_eq!(l, ["xxxxxxxxxx…"]);
         assert_eq!(r.cut, 1);

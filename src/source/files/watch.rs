@@ -30,7 +30,7 @@ pub(super) fn compressed(name: &OsStr) -> bool {
 }
 
 /// `NAME.1`, `NAME-20261010`, `NAME.20261010`, `NAME-2026-10-10`…: a rotated copy of `NAME`.
-pub(super) fn rotated_from<'a>(name: &'a [u8]) -> Option<&'a [u8]> {
+pub(super) fn rotated_from(name: &[u8]) -> Option<&[u8]> {
     let digits_end = name.iter().rposition(|b| !b.is_ascii_digit())?;
     let mut stem_end = digits_end;
     // NAME-YYYY-MM-DD
@@ -152,11 +152,9 @@ pub(super) fn expand(patterns: &[String]) -> Scan {
                 if !glob {
                     let p = dir.join(comp);
                     match (last, p.is_dir()) {
-                        (true, false) if !compressed(comp) => {
-                            if p.exists() {
-                                scan.files.entry(p).or_default().push(pi);
-                                found = true;
-                            }
+                        (true, false) if !compressed(comp) && p.exists() => {
+                            scan.files.entry(p).or_default().push(pi);
+                            found = true;
                         }
                         (false, true) => next.push(p),
                         // Not there yet: wait for it on its parent.
@@ -316,7 +314,7 @@ impl Watcher {
     /// Watch an open file (its inode, wherever it is moved).
     pub(super) fn watch_file(&mut self, file: &File, path: &Path) -> Option<WatchDescriptor> {
         if let Ok(st) = nix::sys::statfs::fstatfs(file) {
-            let t = st.filesystem_type().0 as i64;
+            let t = st.filesystem_type().0;
             if REMOTE_FS.contains(&t) {
                 self.unreliable(format!(
                     "{} is on a network file system (type {t:#x}), where inotify does not see \
@@ -360,9 +358,9 @@ impl Watcher {
                 Err(e) => return Err(e.into()),
             };
             for ev in events {
-                if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
-                    c.rescan = true;
-                } else if self.dirs.values().any(|wd| *wd == ev.wd) {
+                if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW)
+                    || self.dirs.values().any(|wd| *wd == ev.wd)
+                {
                     c.rescan = true;
                 } else if !c.files.contains(&ev.wd) {
                     c.files.push(ev.wd);
