@@ -80,6 +80,8 @@ fn run(label: &str, cfg: &str, dir: &Path, n: usize) -> (u64, u64) {
             resume: false,
             firewall_events: None,
             notice: None,
+            outbox: None,
+            host: "test".into(),
         };
         let (engine, handle, cmds) = Engine::new(settings, opts);
         let (stop, stop_rx) = watch::channel(false);

@@ -55,6 +55,8 @@ fn options(
         store: store.map(|(h, _)| h),
         firewall_events: None,
         notice: None,
+        outbox: None,
+        host: "test".into(),
     }
 }
 

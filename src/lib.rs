@@ -36,6 +36,8 @@
 //!   the configuration options `f2bd` shares.
 //! - [`store`]: SQLite persistence (bans, history, positions, open windows, totals), moved
 //!   aside and restarted empty when damaged.
+//! - [`outbox`]: messages about bans for actions and the fleet, written with the decisions,
+//!   delivered by their own tasks with retries and bounds.
 //! - [`import`]: `f2b import-fail2ban`: fail2ban's configuration, filters and database → f2b's.
 //! - [`tester`]: `f2b test`, fail2ban-regex's equivalent, on the daemon's own code path.
 //! - [`logging`]: tracing to the journal with structured `F2B_*` fields and MESSAGE_IDs.
@@ -67,6 +69,7 @@ pub mod jail;
 pub mod location;
 pub mod logging;
 pub mod metrics;
+pub mod outbox;
 pub mod source;
 pub mod store;
 pub mod system;

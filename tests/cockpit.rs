@@ -27,13 +27,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use browser::{unban_button, Browser};
-use common::NetNs;
-use common::S;
+use common::{have, repo, F2bd, NetNs, PrivateBus, S};
 use f2b::engine::api::Query;
 use f2b::engine::{now_us, Command as EngineCommand};
 use f2b::source::export::ExportEntry;
 use serde_json::json;
-use stack::{nft_table, repo, wait_nft, Bus, CockpitWs, F2bd};
+use stack::{nft_table, wait_nft, CockpitWs};
 
 const CONFIG: &str = r#"
 [defaults]
@@ -48,13 +47,6 @@ bantime = "1h"
 
 /// Hours ago of the sshd attacks in the journal (one attacker each): the chart's bars.
 const ATTACK_HOURS: [u64; 5] = [20, 13, 6, 2, 0];
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// Print why and return false unless root and every tool is there.
 fn can_run(test: &str) -> bool {
@@ -103,7 +95,7 @@ fn sshd_failures(t: u64, ip: &str, n: u64) -> Vec<ExportEntry> {
         .collect()
 }
 
-/// A journal with one attacker per hour of [`ATTACK_HOURS`] (198.51.100.H).
+/// A journal in `dir` with one attacker per hour of [`ATTACK_HOURS`] (198.51.100.H).
 fn journal(dir: &Path) -> Vec<String> {
     let now = now_us();
     let mut entries = Vec::new();
@@ -115,7 +107,7 @@ fn journal(dir: &Path) -> Vec<String> {
         entries.extend(sshd_failures(t, &ip, 3));
         addrs.push(ip);
     }
-    common::append(&dir.join("journal"), "sshd.journal", entries);
+    common::append(dir, "sshd.journal", entries);
     addrs
 }
 
@@ -128,26 +120,32 @@ fn shots() -> PathBuf {
 }
 
 struct Setup {
-    _dir: tempfile::TempDir,
+    _journal: tempfile::TempDir,
     ns: NetNs,
-    bus: Bus,
+    bus: PrivateBus,
     f2bd: F2bd,
     attackers: Vec<String>,
 }
 
+/// f2bd with the nftables firewall in a namespace of its own, on a private bus, reading the
+/// journal of [`journal`] from its start.
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    stack::chmod(dir.path(), 0o755);
     let attackers = journal(dir.path());
     let ns = NetNs::new();
-    let bus = Bus::start(dir.path());
-    let f2bd = F2bd::start(&ns, &bus, dir.path(), CONFIG);
+    let bus = PrivateBus::start();
+    let f2bd = F2bd::on_journal(CONFIG, dir.path())
+        .bus(&bus.address)
+        .firewall("nftables")
+        .netns(&ns)
+        .read_from_start()
+        .start();
     let newest = attackers.last().unwrap().clone();
     wait_nft(&ns, "the journal's newest attacker is not banned", |t| {
         in_set(t, &newest)
     });
     Setup {
-        _dir: dir,
+        _journal: dir,
         ns,
         bus,
         f2bd,

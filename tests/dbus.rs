@@ -16,7 +16,11 @@ use std::process::{Child, Command as Proc, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{fail, fixtures, is_root, repo, wait_for, which, F2bd as Daemon, PrivateBus, S};
+use common::bus::busctl;
+use common::wait::poll_for;
+use common::{
+    chmod, fail, fixtures, is_root, repo, wait_for, which, F2bd as Daemon, PrivateBus, S,
+};
 use f2b::dbus::proxy::Manager1Proxy;
 use f2b::dbus::BusSpec;
 use f2b::engine::now_us;
@@ -61,15 +65,6 @@ impl PrivateBus {
     fn start_for_polkit() -> PrivateBus {
         Self::start_with(&[Path::new(Polkit::BUS_POLICY)])
     }
-}
-
-/// `busctl --address=ADDRESS ARGS` as root.
-fn busctl(address: &str, args: &[&str]) -> Output {
-    Proc::new("busctl")
-        .arg(format!("--address={address}"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// `busctl --address=ADDRESS ARGS` as uid/gid 65534 (nobody).
@@ -156,13 +151,10 @@ impl Polkit {
             .spawn()
             .unwrap();
         let p = Polkit { child, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !stdout(&busctl(bus_address, &["list", "--acquired"]))
-            .contains("org.freedesktop.PolicyKit1")
-        {
-            assert!(Instant::now() < deadline, "polkitd did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for(Duration::from_secs(10), "polkitd to take its name", || {
+            stdout(&busctl(bus_address, &["list", "--acquired"]))
+                .contains("org.freedesktop.PolicyKit1")
+        });
         p
     }
 }
@@ -179,11 +171,6 @@ const NOBODY_MAY_MANAGE: &str = r#"polkit.addRule(function(action, subject) {
     if (action.id == "org.f2b.manage" && subject.user == "nobody")
         return polkit.Result.YES;
 });"#;
-
-fn chmod(p: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -901,17 +888,10 @@ fn journal_bans_become_signals_and_monitor_lines() {
 }
 
 fn wait_child(c: &mut Child, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = c.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = c.kill();
-            panic!("child did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll_for(limit, || c.try_wait().unwrap()).unwrap_or_else(|| {
+        let _ = c.kill();
+        panic!("child did not exit within {limit:?}");
+    })
 }
 
 #[test]
@@ -921,9 +901,16 @@ fn ban_storm_properties_changed_at_most_once_a_second() {
     let daemon = Daemon::start(&bus, CONFIG);
     let a = bus.address.as_str();
     let sub = Subscriber::start(a);
-    // 600 attackers, 3 failures each, in three appends a little apart.
+    let banned = || {
+        sub.signals()
+            .iter()
+            .filter(|s| matches!(s, Sig::Banned(..)))
+            .count()
+    };
+    // 600 attackers, 3 failures each, in three appends, each once the bans of the one before
+    // were announced.
     let start = Instant::now();
-    for round in 0..3 {
+    for round in 0..3u32 {
         let t = now_us();
         let mut entries = Vec::new();
         for i in 0..200u32 {
@@ -933,18 +920,22 @@ fn ban_storm_properties_changed_at_most_once_a_second() {
             }
         }
         daemon.journal(entries);
-        std::thread::sleep(Duration::from_millis(300));
+        let want = 200 * (round as usize + 1);
+        wait_for(
+            Duration::from_secs(20),
+            &format!("{want} Banned signals"),
+            || banned() >= want,
+        );
     }
-    sub.wait(Duration::from_secs(20), "600 Banned signals", |_| true);
-    wait_for(Duration::from_secs(20), "600 Banned signals", || {
-        sub.signals()
-            .iter()
-            .filter(|s| matches!(s, Sig::Banned(..)))
-            .count()
-            >= 600
-    });
-    // Let the last rate-limited PropertiesChanged out.
-    std::thread::sleep(Duration::from_millis(2500));
+    // The last, rate-limited PropertiesChanged: the jail's final count.
+    sub.wait(
+        Duration::from_secs(10),
+        "PropertiesChanged with CurrentlyBanned = 600",
+        |s| {
+            matches!(s, Sig::Props(p, c) if p == "/org/f2b/jail/ssh"
+                && c.get("CurrentlyBanned").map(String::as_str) == Some("600"))
+        },
+    );
     let elapsed = start.elapsed();
     let props: Vec<(Instant, BTreeMap<String, String>)> = sub
         .seen()
@@ -973,12 +964,7 @@ fn ban_storm_properties_changed_at_most_once_a_second() {
         Some("600"),
         "{props:?}"
     );
-    let banned = sub
-        .signals()
-        .iter()
-        .filter(|s| matches!(s, Sig::Banned(..)))
-        .count();
-    assert_eq!(banned, 600);
+    assert_eq!(banned(), 600);
     assert_eq!(
         get_property(a, "/org/f2b/jail/ssh", "org.f2b.Jail1", "CurrentlyBanned"),
         "u 600"

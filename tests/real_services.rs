@@ -11,12 +11,19 @@
 //! (then a missing package is a failure). F2B_TEST_VERBOSE=1 prints every journal line.
 //!
 //! Table-driven: each service is described once (tests/real_services/*.rs: how to start it,
-//! the attacks, what each filter mode must find) and [`run`] executes the description in a
-//! [`Lab`]: the server and attacker namespaces of [`Pair`] and a private journald
-//! ([`Journald`]) that the service logs to. Every attack is three steps: act (the attacker's
+//! its unit, the attacks, what each filter mode must find) and [`run`] executes the
+//! description in a [`Lab`]: the server and attacker namespaces of [`Pair`] and a private
+//! journald ([`Journald`]) that the service logs to as its systemd unit (it runs in the cgroup
+//! `system.slice/UNIT` of journald's cgroup namespace, so that journald sets `_SYSTEMD_UNIT`,
+//! `_UID`, `_COMM`, `_EXE` … as on a host). Every attack is three steps: act (the attacker's
 //! client, which also checks the service's answer), wait (until the service has logged all of
-//! the attempt: [`Done`]), judge (the filters on the attempt's journal lines: [`judge`]). All
-//! steps run; a failed one is reported with its service, step and journal lines at the end.
+//! the attempt: [`Done`]), judge (each entry routed by the filters' own trusted journal
+//! matches, then the filters on the attempt's journal lines: [`judge`]). All steps run; a
+//! failed one is reported with its service, step and journal lines at the end.
+//!
+//! [`forged_sshd_lines_from_a_user_session_reach_no_filter`]: a local user's
+//! `logger -t sshd "Failed password … from VICTIM …"` in a session scope of the same journald
+//! is accepted by no shipped filter (issue 10.1).
 
 mod common;
 
@@ -28,6 +35,8 @@ mod clients;
 mod dovecot;
 #[path = "real_services/dropbear.rs"]
 mod dropbear;
+#[path = "real_services/forged.rs"]
+mod forged;
 #[path = "real_services/judge.rs"]
 mod judge;
 #[path = "real_services/nginx.rs"]
@@ -50,6 +59,8 @@ use judge::{Judges, Want};
 /// One real service under test.
 pub struct ServiceTest {
     pub name: &'static str,
+    /// The systemd unit it runs as on a host (the cgroup the lab starts it in).
+    pub unit: &'static str,
     /// Files that must exist (the service's programs and the attacker's clients).
     pub needs: &'static [&'static str],
     /// The shipped filters that judge its lines; each line it logs must reach one of them.
@@ -113,17 +124,20 @@ impl Attack {
 pub struct Lab {
     pub net: Pair,
     pub journald: Journald,
+    /// The unit the service runs as.
+    unit: &'static str,
     dir: tempfile::TempDir,
 }
 
 impl Lab {
-    fn new() -> Lab {
+    fn new(unit: &'static str) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         // The services' unprivileged processes read their files here.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         Lab {
             net: Pair::new(),
             journald: Journald::start(),
+            unit,
             dir,
         }
     }
@@ -160,11 +174,11 @@ impl Lab {
             .bind(&self.path("common-auth"), "/etc/pam.d/common-auth");
     }
 
-    /// Starts a service program in the server namespace, logging to the lab's journald; its
-    /// stdout and stderr go to the file "output" in the lab's directory.
+    /// Starts a service program as the lab's unit in the server namespace, logging to the
+    /// lab's journald; its stdout and stderr go to the file "output" in the lab's directory.
     pub fn start(&self, prog: &str, args: &[String]) -> Service {
         self.journald
-            .start_service(&self.net.srv, prog, args, &self.path("output"))
+            .start_service(&self.net.srv, self.unit, prog, args, &self.path("output"))
     }
 }
 
@@ -175,15 +189,15 @@ fn missing(needs: &[&str]) -> Option<String> {
     }
     let absent: Vec<&str> = needs
         .iter()
-        .chain(journald::NEEDS)
         .chain(&["/usr/sbin/ip"])
         .copied()
         .filter(|b| !Path::new(b).exists())
         .collect();
-    if absent.is_empty() {
-        return None;
-    }
-    let msg = format!("missing {}", absent.join(", "));
+    let msg = match journald::unavailable() {
+        Some(why) => why,
+        None if absent.is_empty() => return None,
+        None => format!("missing {}", absent.join(", ")),
+    };
     if std::env::var("F2B_REQUIRE_REAL_SERVICES").as_deref() == Ok("1") {
         panic!("{msg} (F2B_REQUIRE_REAL_SERVICES=1)");
     }
@@ -197,7 +211,7 @@ fn run(t: &ServiceTest) {
         return;
     }
     let t_lab = Instant::now();
-    let mut lab = Lab::new();
+    let mut lab = Lab::new(t.unit);
     let t_start = Instant::now();
     let service = (t.start)(&lab);
     for &port in t.ports {
@@ -266,10 +280,14 @@ fn run(t: &ServiceTest) {
             ));
             continue;
         }
-        match judges.judge(a, entries, t.unlisted) {
+        match judges.judge(a, entries, t.unit, t.unlisted) {
             Ok(summary) => eprintln!("{step}: {times}: {summary}"),
             Err(why) => failed.push(report("judge", &why)),
         }
+    }
+    // The lab works as a host does: journald saw the service as its unit.
+    if judges.as_unit == 0 {
+        failed.push(format!("no entry of {} was logged as {}", t.name, t.unit));
     }
     let t_stop = Instant::now();
     drop(service);
@@ -295,7 +313,7 @@ impl Done {
             Done::SessionsExited => {
                 let mut sessions = entries
                     .iter()
-                    .filter(|e| e.ident != "systemd-journald")
+                    .filter(|e| !e.is_journald())
                     .filter_map(|e| e.pid)
                     .filter(|p| *p != listener)
                     .peekable();
@@ -347,4 +365,13 @@ fn nginx_real_failures_are_detected_with_the_attackers_address() {
 #[test]
 fn apache_real_failures_are_detected_with_the_attackers_address() {
     run(&apache::APACHE);
+}
+
+#[test]
+fn forged_sshd_lines_from_a_user_session_reach_no_filter() {
+    if let Some(why) = missing(&["/usr/bin/logger", "/usr/bin/setpriv"]) {
+        eprintln!("SKIP forged lines: {why}");
+        return;
+    }
+    forged::run();
 }

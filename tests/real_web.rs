@@ -12,13 +12,15 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::http::{basic, get};
+use common::wait::poll_until;
 use common::{root_or_skip, Pair};
 use f2b::filter::library::FilterLibrary;
 use f2b::jail::BanDecision;
@@ -46,23 +48,9 @@ impl Drop for Server {
         };
         // SAFETY: kill has no memory preconditions; the pid is the server we started.
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// Waits until something accepts connections at `addr` in the server's namespace.
-fn wait_listening(pair: &Pair, addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pair
-        .atk
-        .run(move || TcpStream::connect_timeout(&addr, Duration::from_millis(200)))
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "nothing listens at {addr}");
-        std::thread::sleep(Duration::from_millis(20));
+        poll_until(Duration::from_secs(10), || {
+            !Path::new(&format!("/proc/{pid}")).exists()
+        });
     }
 }
 
@@ -73,7 +61,10 @@ fn start(pair: &Pair, cmd: &str, pidfile: PathBuf) -> (Server, SocketAddr, Socke
     let server = Server { pidfile };
     let a4: SocketAddr = format!("{}:80", Pair::SRV4).parse().unwrap();
     let a6: SocketAddr = format!("[{}]:80", Pair::SRV6).parse().unwrap();
-    wait_listening(pair, a4);
+    assert!(
+        poll_until(Duration::from_secs(10), || pair.srv.listening(80)),
+        "nothing listens on port 80 after `{cmd}`"
+    );
     (server, a4, a6)
 }
 
@@ -114,39 +105,6 @@ fn http(pair: &Pair, src: &str, dst: SocketAddr, request: Vec<u8>) -> String {
     })
 }
 
-fn get(path: &str, host: &str, headers: &[&str]) -> Vec<u8> {
-    let mut r = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for h in headers {
-        r.push_str(h);
-        r.push_str("\r\n");
-    }
-    r.push_str("\r\n");
-    r.into_bytes()
-}
-
-fn basic(user: &str, pass: &str) -> String {
-    use std::fmt::Write as _;
-    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let raw = format!("{user}:{pass}").into_bytes();
-    let mut out = String::from("Authorization: Basic ");
-    for chunk in raw.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                let _ = out.write_char(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// Sends each request from the attacker address of its family and waits until the server has
 /// logged the last one (a GET of /index.html) in `DIR/logs/access.log`; returns the error and
 /// access log paths.
@@ -167,19 +125,19 @@ fn attack(pair: &Pair, dir: &Path, requests: Vec<(SocketAddr, Vec<u8>)>) -> (Pat
 
 /// Waits until `path` holds at least `lines` lines containing `needle`.
 fn wait_lines(path: &Path, needle: &str, lines: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = fs::read_to_string(path).unwrap_or_default();
-        if text.lines().filter(|l| l.contains(needle)).count() >= lines {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: fewer than {lines} lines with {needle:?}:\n{text}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let count = || {
+        fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    };
+    assert!(
+        poll_until(Duration::from_secs(10), || count() >= lines),
+        "{}: fewer than {lines} lines with {needle:?}:\n{}",
+        path.display(),
+        fs::read_to_string(path).unwrap_or_default()
+    );
 }
 
 struct Quiet;

@@ -50,7 +50,17 @@ async fn restart_resumes_after_the_cursor_and_restores_bans() {
     let (store, snap) = StoreHandle::spawn(state.path()).unwrap();
     assert_eq!(snap.bans.len(), 2);
     let mut r = common::start_stored(settings(CFG), dir.path(), StartAt::Head, true, store, snap);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    r.ready().await;
+    // A line of the jail's unit that is no failure: once the engine has read it, it has read
+    // whatever it would read before it. It must be the only entry read.
+    append(
+        dir.path(),
+        "x.journal",
+        vec![ssh(now_us(), "Server listening on :: port 22.")],
+    );
+    r.wait_read(1).await;
+    let read = r.handle.call(Command::Metrics).await.unwrap().entries_read;
+    assert_eq!(read, 1, "entries read again after the restart");
     let j = r.handle.call(Command::ListJails).await.unwrap();
     // The totals of the two runs before (5 + 1 failures, 2 bans), nothing counted again.
     assert_eq!(

@@ -181,7 +181,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (status_tx, mut status_rx) = watch::channel(String::new());
     let watchdog = sd_notify::watchdog_enabled();
     let (tick_tx, mut tick_rx) = mpsc::channel(4);
-    let tick_every = watchdog.map(|d| d / 2).unwrap_or(Duration::from_secs(10));
     let opts = EngineOptions {
         load,
         source: SourceConfig {
@@ -193,12 +192,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         firewall,
         ready: Some(ready_tx),
         status: Some(status_tx),
-        tick: Some((tick_every, tick_tx)),
+        // Without a watchdog nothing needs the ticks: an idle f2bd then never wakes up.
+        tick: watchdog.map(|d| (d / 2, tick_tx)),
         store,
         snapshot,
         resume,
         firewall_events: Some(fw_rx),
         notice,
+        outbox: None,
+        host: f2b::system::host_name(),
     };
     let jails: Vec<String> = settings.enabled_jails().map(|j| j.name.clone()).collect();
     let (engine, handle, cmds) = Engine::new(settings, opts);
@@ -214,9 +216,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Watchdog pings come from the engine loop's own ticks: a stuck engine stops them.
     tokio::spawn(async move {
         while tick_rx.recv().await.is_some() {
-            if watchdog.is_some() {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-            }
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
         }
     });
     // The control plane: org.f2b on the chosen bus ("none": no D-Bus).

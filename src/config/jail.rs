@@ -125,6 +125,9 @@ impl Resolver<'_> {
             ipv6_prefix,
             increment,
             max_tracked,
+            actions: get!(self, actions)
+                .map(|(v, _)| v.clone())
+                .unwrap_or_default(),
             loc: self.decl.clone(),
         })
     }

@@ -224,6 +224,7 @@ keys! {
         bantime_fastrebans: bool,
         max_tracked: i64,
         logpath: Vec<String>,
+        actions: Vec<String>,
     }
 }
 

@@ -75,6 +75,8 @@ pub struct JailConfig {
     pub increment: Option<Increment>,
     /// Addresses with open failure windows tracked at most (the oldest dropped beyond).
     pub max_tracked: usize,
+    /// Named actions told of this jail's bans and unbans (besides the firewall).
+    pub actions: Vec<String>,
     /// Where `[jail.NAME]` was declared.
     pub loc: Location,
 }

@@ -146,7 +146,7 @@ impl Engine {
         let end = d.end_us.unwrap_or(0);
         self.history
             .record(d.net, &d.jail, d.start_us, d.origin.counts_as_offence());
-        let c = Commit {
+        let mut c = Commit {
             bans_added: vec![super::enforce::stored(&d)],
             history_added: vec![super::enforce::history_entry(&d)],
             windows_cleared: vec![(d.jail.clone(), d.net)],
@@ -159,6 +159,7 @@ impl Engine {
             )],
             ..Default::default()
         };
+        self.hold_ban_notices(std::slice::from_ref(&d), &mut c);
         self.persist(c, true).await;
         if let Some(e) = d.end_us {
             self.expiries.push(e, &d.jail, d.net);
@@ -184,6 +185,7 @@ impl Engine {
             return Err(CommandError::Firewall(why));
         }
         self.announce_manual(&d, now);
+        self.release_ban_notices(std::slice::from_ref(&d)).await;
         self.update_status();
         Ok(end)
     }
@@ -261,7 +263,9 @@ impl Engine {
             .apply_all(changes)
             .await
             .map_err(|e| CommandError::Firewall(e.to_string()))?;
+        let by = crate::store::Origin::from(origin).to_string();
         for (j, n) in &lifted {
+            self.notify_unban(j, *n, &by).await;
             if *origin == Origin::Local {
                 self.announce_unban(j, n);
             } else {
@@ -312,10 +316,13 @@ impl Engine {
         if enabled {
             self.jails
                 .insert(name.to_string(), Jail::new(cfg, &self.self_addrs));
-        } else if let Some(j) = self.jails.remove(name) {
-            for (n, _) in j.bans() {
-                self.announce_unban(name, n);
+        } else if let Some(j) = self.jails.get(name) {
+            let bans: Vec<IpNet> = j.bans().map(|(n, _)| *n).collect();
+            for n in bans {
+                self.announce_unban(name, &n);
+                self.notify_unban(name, n, "local").await;
             }
+            self.jails.remove(name);
         }
         self.refresh_routes();
         info!(F2B_JAIL = %name, "[{name}] jail {}", if enabled { "started" } else { "stopped" });

@@ -157,12 +157,17 @@ impl Engine {
             }
         }
         let mut out = Vec::new();
+        let mut enforced = Vec::new();
         for (d, r) in decisions.into_iter().zip(refused) {
             match r {
-                None => self.announce_ban(&d, now),
+                None => {
+                    self.announce_ban(&d, now);
+                    enforced.push(d);
+                }
                 Some(r) => out.push((d, r)),
             }
         }
+        self.release_ban_notices(&enforced).await;
         out
     }
 
@@ -293,6 +298,7 @@ impl Engine {
             c.bans_removed.push((d.jail.clone(), d.net));
             c.history_removed.push(history_entry(d));
         }
+        self.drop_ban_notices(bans, &mut c);
         self.persist(c, true).await;
     }
 
@@ -335,6 +341,7 @@ impl Engine {
         }
         for (jail, net) in lifted {
             self.announce_unban(&jail, &net);
+            self.notify_unban(&jail, net, "local").await;
         }
         self.update_status();
     }
@@ -501,6 +508,8 @@ impl Engine {
     /// pass.
     pub(super) async fn restore_snapshot(&mut self, mut snap: Snapshot) {
         let started = std::time::Instant::now();
+        let mut snap_outbox = std::mem::take(&mut snap.outbox);
+        let outbox_next_id = snap.outbox_next_id;
         for h in std::mem::take(&mut snap.history) {
             let offence = !matches!(h.origin, crate::store::Origin::Manual { .. });
             self.history
@@ -540,6 +549,8 @@ impl Engine {
         if let Err(e) = self.opts.firewall.apply_all(changes).await {
             error!(error = %e, "firewall: restoring {n} ban(s) failed: {e}");
         }
+        let outbox = std::mem::take(&mut snap_outbox);
+        self.restore_outbox(outbox, outbox_next_id).await;
         if !gone.is_empty() {
             // Bans of jails no longer enabled, or already over.
             let c = Commit {

@@ -128,15 +128,14 @@ impl Engine {
             };
         }
         self.recidive(&mut decisions, &mut windows);
-        // Persist decisions, what changed in the windows, the totals and the cursor in one
-        // transaction before enforcing.
+        // Persist decisions, what changed in the windows, the totals, the messages about the
+        // bans, the cursor and the other sources' positions in one transaction before enforcing.
+        let mut c = Commit::default();
+        self.hold_ban_notices(&decisions, &mut c);
         if self.opts.store.is_some() && (b.entries > 0 || !b.positions.is_empty()) {
-            let mut c = Commit {
-                cursor: self.cursor.clone(),
-                positions: b.positions,
-                totals_added: self.totals_since(totals_before.as_deref().unwrap_or_default()),
-                ..Default::default()
-            };
+            c.cursor = self.cursor.clone();
+            c.positions = b.positions;
+            c.totals_added = self.totals_since(totals_before.as_deref().unwrap_or_default());
             for ((jail, net), new) in windows {
                 match self.jails.get(&jail).and_then(|j| j.window_of(&net)) {
                     Some(times) => c.sync_window(&jail, net, times.iter().copied(), new),

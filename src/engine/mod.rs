@@ -27,6 +27,7 @@ pub mod api;
 mod control;
 mod enforce;
 mod ingest;
+mod notify;
 mod queries;
 mod reload;
 mod report;
@@ -45,6 +46,7 @@ pub use api::{
     BanInfo, Command, CommandError, EngineHandle, Event, FilterMetrics, JailInfo, JailSettings,
     MetricsSnapshot, Origin, ReloadSummary, Tunable,
 };
+pub use notify::FLEET_SINK;
 
 use crate::config::{LoadOptions, Settings};
 use crate::firewall::FirewallHandle;
@@ -91,6 +93,10 @@ pub struct EngineOptions {
     /// Something the admin must know, shown first in STATUS= for the daemon's life (a damaged
     /// state database that was moved aside at start).
     pub notice: Option<String>,
+    /// Where messages about bans go (actions, the fleet); `None` = nowhere.
+    pub outbox: Option<crate::outbox::OutboxHandle>,
+    /// This host's name, in messages.
+    pub host: String,
 }
 
 /// Where the engine's clock stands.
@@ -142,6 +148,8 @@ pub struct Engine {
     cursor: Option<String>,
     /// The other readers' positions (log files), as last committed.
     positions: BTreeMap<String, String>,
+    /// Outbox messages waiting for their decision to be enforced.
+    held: notify::Held,
 }
 
 impl Engine {
@@ -176,6 +184,7 @@ impl Engine {
             entries_read: 0,
             cursor: None,
             positions: BTreeMap::new(),
+            held: notify::Held::default(),
             settings,
             opts,
         };

@@ -25,6 +25,7 @@ fn cfg(maxretry: u32, findtime: u64, bantime: u64) -> JailConfig {
         ipv6_prefix: 128,
         increment: None,
         max_tracked: DEFAULT_MAX_TRACKED,
+        actions: Vec::new(),
         loc: Location::new("test", 0),
     }
 }

@@ -31,7 +31,7 @@ struct Pending {
 }
 
 enum Request {
-    Commit(Pending),
+    Commit(Box<Pending>),
     Purge {
         history_older_than_us: u64,
         now_us: u64,
@@ -177,11 +177,11 @@ impl StoreHandle {
     /// is committed. Dropping the future does not withdraw the commit.
     pub async fn commit(&self, c: Commit) -> Result<(), StoreError> {
         self.call(|reply| {
-            Request::Commit(Pending {
+            Request::Commit(Box::new(Pending {
                 commit: c,
                 durability: Durability::Normal,
                 reply,
-            })
+            }))
         })
         .await
     }
@@ -190,11 +190,11 @@ impl StoreHandle {
     /// (`synchronous=FULL`): for what a journal replay cannot re-derive (manual bans/unbans).
     pub async fn commit_durable(&self, c: Commit) -> Result<(), StoreError> {
         self.call(|reply| {
-            Request::Commit(Pending {
+            Request::Commit(Box::new(Pending {
                 commit: c,
                 durability: Durability::Full,
                 reply,
-            })
+            }))
         })
         .await
     }
@@ -256,10 +256,10 @@ fn run(mut store: Store, rx: mpsc::Receiver<Request>, counters: &Counters) {
         };
         match req {
             Request::Commit(first) => {
-                let mut group = vec![first];
+                let mut group = vec![*first];
                 while group.len() < MAX_GROUP {
                     match rx.try_recv() {
-                        Ok(Request::Commit(p)) => group.push(p),
+                        Ok(Request::Commit(p)) => group.push(*p),
                         Ok(other) => {
                             next = Some(other);
                             break;

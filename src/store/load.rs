@@ -10,8 +10,8 @@ use super::codec::{time_from_sql, time_to_sql, NetKey};
 use super::error::{corrupt, sql};
 use super::origin::OriginCache;
 use super::{
-    BanRow, HistoryEntry, HistoryRow, JailId, Snapshot, Store, StoreError, Totals, WindowRow,
-    JOURNAL_POSITION,
+    BanRow, HistoryEntry, HistoryRow, JailId, OutboxRow, Snapshot, Store, StoreError, Totals,
+    WindowRow, JOURNAL_POSITION,
 };
 
 /// Interns jail names while loading.
@@ -209,6 +209,32 @@ impl Store {
             Ok(())
         })?;
 
+        let e = "cannot load the outbox";
+        let q = "SELECT id, sink, created_us, ready, attempts, next_us, payload FROM outbox
+                 ORDER BY id";
+        for_each_row(&tx, path, e, q, [], |r| {
+            let row = (|| {
+                Ok::<_, rusqlite::Error>(OutboxRow {
+                    id: r.get::<_, i64>(0)?.max(0) as u64,
+                    sink: r.get(1)?,
+                    created_us: time_from_sql(r.get(2)?).unwrap_or(0),
+                    ready: r.get::<_, i64>(3)? != 0,
+                    attempts: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
+                    next_us: time_from_sql(r.get(5)?).unwrap_or(0),
+                    payload: r.get(6)?,
+                })
+            })()
+            .map_err(sql(path, e))?;
+            snap.outbox_next_id = snap.outbox_next_id.max(row.id + 1);
+            snap.outbox.push(row);
+            Ok(())
+        })?;
+        let max: Option<i64> = tx
+            .query_row("SELECT max(id) FROM outbox", [], |r| r.get(0))
+            .map_err(sql(path, e))?;
+        snap.outbox_next_id = snap
+            .outbox_next_id
+            .max(max.map_or(0, |m| m.max(0) as u64 + 1));
         tx.finish().map_err(sql(path, "cannot end the load"))?;
         snap.jails = jails.names;
         Ok(snap)

@@ -100,8 +100,8 @@ use error::sql;
 pub use error::StoreError;
 pub use handle::{HandleStats, StoreHandle};
 pub use model::{
-    Ban, BanRow, Commit, Durability, HistoryEntry, HistoryRow, JailId, PastBan, PurgeStats,
-    Snapshot, StoredBan, Totals, WindowRow, JOURNAL_POSITION,
+    Ban, BanRow, Commit, Durability, HistoryEntry, HistoryRow, JailId, OutboxRow, PastBan,
+    PurgeStats, Snapshot, StoredBan, Totals, WindowRow, JOURNAL_POSITION,
 };
 pub use origin::{BadOrigin, Origin};
 pub use recover::Recovered;

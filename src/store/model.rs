@@ -96,6 +96,29 @@ impl Totals {
     }
 }
 
+/// One message waiting in the outbox for its sink (an action, or the fleet).
+///
+/// The engine writes a message in the same transaction as the decision it is about, not yet
+/// `ready`; once the firewall enforced the decision it releases the message (`ready`), and the
+/// sink's deliverer sends it and removes it. After a crash, messages of bans still active are
+/// released at start, the others removed: nothing is lost, nothing claims a ban that is not
+/// enforced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Assigned by the engine, increasing ([`Snapshot::outbox_next_id`]).
+    pub id: u64,
+    pub sink: String,
+    /// µs since the epoch.
+    pub created_us: u64,
+    pub ready: bool,
+    /// Failed deliveries so far.
+    pub attempts: u32,
+    /// Not before this time (µs since the epoch; 0 = now).
+    pub next_us: u64,
+    /// The message, JSON.
+    pub payload: String,
+}
+
 /// One atomic change of the stored state.
 ///
 /// Applied in ONE transaction, in this order: `jails_removed`, `bans_removed`, `bans_added`,
@@ -136,6 +159,14 @@ pub struct Commit {
     pub totals_added: Vec<(String, Totals)>,
     /// Drop the bans, windows and totals of jails that no longer exist (their history stays).
     pub jails_removed: Vec<String>,
+    /// Messages added to the outbox.
+    pub outbox_added: Vec<OutboxRow>,
+    /// Outbox messages now ready to be delivered.
+    pub outbox_released: Vec<u64>,
+    /// Outbox messages delivered (or given up): removed.
+    pub outbox_removed: Vec<u64>,
+    /// A delivery failed: (id, attempts so far, not before µs).
+    pub outbox_deferred: Vec<(u64, u32, u64)>,
 }
 
 impl Commit {
@@ -152,6 +183,10 @@ impl Commit {
             && self.windows_cleared.is_empty()
             && self.totals_added.iter().all(|(_, t)| t.is_zero())
             && self.jails_removed.is_empty()
+            && self.outbox_added.is_empty()
+            && self.outbox_released.is_empty()
+            && self.outbox_removed.is_empty()
+            && self.outbox_deferred.is_empty()
     }
 
     /// Persist the window of (`jail`, `net`) as it is now, after `new` failures were counted
@@ -215,6 +250,10 @@ pub struct Snapshot {
     pub windows: Vec<WindowRow>,
     /// Totals per jail.
     pub totals: Vec<(JailId, Totals)>,
+    /// The outbox, oldest first.
+    pub outbox: Vec<OutboxRow>,
+    /// The next outbox id to assign (one more than the largest ever stored).
+    pub outbox_next_id: u64,
 }
 
 impl Snapshot {

@@ -114,8 +114,23 @@ CREATE TABLE counters (
 ) WITHOUT ROWID;
 ";
 
+/// Version 4: the outbox — notifications and fleet messages that must survive a restart
+/// until they are delivered (actions, issue 16; fleet, issue 17).
+pub(crate) const V4: &str = "
+CREATE TABLE outbox (
+    id         INTEGER PRIMARY KEY,  -- assigned by the engine, increasing
+    sink       TEXT    NOT NULL,     -- an action's name, or 'fleet'
+    created_us INTEGER NOT NULL,
+    ready      INTEGER NOT NULL DEFAULT 0 CHECK (ready IN (0, 1)),
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    next_us    INTEGER NOT NULL DEFAULT 0,
+    payload    TEXT    NOT NULL      -- JSON
+);
+CREATE INDEX outbox_sink ON outbox (sink, id);
+";
+
 /// The forward migrations, in order (see the module docs).
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Refuse files that are not ours or are newer than this code; returns the current version.
 pub(crate) fn check(conn: &Connection, path: &Path) -> Result<u32, StoreError> {

@@ -217,6 +217,46 @@ fn apply(tx: &rusqlite::Transaction<'_>, c: &Commit) -> rusqlite::Result<()> {
             ])?;
         }
     }
+    if !c.outbox_added.is_empty() {
+        let mut s = tx.prepare_cached(
+            "INSERT OR REPLACE INTO outbox (id, sink, created_us, ready, attempts, next_us, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for o in &c.outbox_added {
+            s.execute(params![
+                i64::try_from(o.id).unwrap_or(i64::MAX),
+                o.sink,
+                time_to_sql(o.created_us),
+                i64::from(o.ready),
+                i64::from(o.attempts),
+                time_to_sql(o.next_us),
+                o.payload
+            ])?;
+        }
+    }
+    if !c.outbox_released.is_empty() {
+        let mut s = tx.prepare_cached("UPDATE outbox SET ready = 1 WHERE id = ?1")?;
+        for id in &c.outbox_released {
+            s.execute([i64::try_from(*id).unwrap_or(i64::MAX)])?;
+        }
+    }
+    if !c.outbox_deferred.is_empty() {
+        let mut s =
+            tx.prepare_cached("UPDATE outbox SET attempts = ?2, next_us = ?3 WHERE id = ?1")?;
+        for (id, attempts, next) in &c.outbox_deferred {
+            s.execute(params![
+                i64::try_from(*id).unwrap_or(i64::MAX),
+                i64::from(*attempts),
+                time_to_sql(*next)
+            ])?;
+        }
+    }
+    if !c.outbox_removed.is_empty() {
+        let mut s = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+        for id in &c.outbox_removed {
+            s.execute([i64::try_from(*id).unwrap_or(i64::MAX)])?;
+        }
+    }
     if !c.history_removed.is_empty() {
         let mut s = tx.prepare_cached(
             "DELETE FROM history WHERE addr = ?1 AND plen = ?2 AND jail = ?3 AND t_us = ?4",

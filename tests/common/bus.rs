@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use f2b::dbus::BusSpec;
 
@@ -105,6 +105,32 @@ impl PrivateBus {
     pub fn spec(&self) -> BusSpec {
         BusSpec::Address(self.address.clone())
     }
+
+    /// `busctl --address=… ARGS` as root.
+    pub fn busctl(&self, args: &[&str]) -> Output {
+        busctl(&self.address, args)
+    }
+
+    /// [`PrivateBus::busctl`] that must succeed; its stdout.
+    #[track_caller]
+    pub fn busctl_ok(&self, args: &[&str]) -> String {
+        let o = self.busctl(args);
+        assert!(
+            o.status.success(),
+            "busctl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+/// `busctl --address=ADDRESS ARGS` as root.
+pub fn busctl(address: &str, args: &[&str]) -> Output {
+    Command::new("busctl")
+        .arg(format!("--address={address}"))
+        .args(args)
+        .output()
+        .expect("busctl")
 }
 
 impl Drop for PrivateBus {
@@ -116,9 +142,9 @@ impl Drop for PrivateBus {
 
 /// Does `org.f2b` have an owner on the bus at `address`?
 pub fn name_has_owner(address: &str) -> bool {
-    let o = Command::new("busctl")
-        .arg(format!("--address={address}"))
-        .args([
+    let o = busctl(
+        address,
+        &[
             "call",
             "org.freedesktop.DBus",
             "/org/freedesktop/DBus",
@@ -126,8 +152,7 @@ pub fn name_has_owner(address: &str) -> bool {
             "NameHasOwner",
             "s",
             "org.f2b",
-        ])
-        .output()
-        .expect("busctl");
+        ],
+    );
     String::from_utf8_lossy(&o.stdout).trim() == "b true"
 }

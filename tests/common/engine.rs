@@ -189,12 +189,25 @@ pub fn start_full(
     fw: Option<FirewallHandle>,
     store: Option<(f2b::store::StoreHandle, f2b::store::Snapshot)>,
 ) -> Running {
+    start_edited(settings, spec, start, follow, fw, store, |_| {})
+}
+
+/// [`start_full`], with the engine's options changed by `edit` first (an outbox, …).
+pub fn start_edited(
+    settings: Settings,
+    spec: JournalSpec,
+    start: StartAt,
+    follow: bool,
+    fw: Option<FirewallHandle>,
+    store: Option<(f2b::store::StoreHandle, f2b::store::Snapshot)>,
+    edit: impl FnOnce(&mut EngineOptions),
+) -> Running {
     let fw = fw.unwrap_or_else(|| {
         FirewallHandle::spawn(|| Ok(Box::new(DryRun::new()) as Box<dyn Firewall>)).unwrap()
     });
     let (status_tx, status) = watch::channel(String::new());
     let (ready_tx, ready) = watch::channel(false);
-    let opts = EngineOptions {
+    let mut opts = EngineOptions {
         load: load_opts(None),
         source: SourceConfig {
             spec,
@@ -208,10 +221,13 @@ pub fn start_full(
         tick: None,
         firewall_events: None,
         notice: None,
+        outbox: None,
+        host: "test".into(),
         resume: store.is_some(),
         snapshot: store.as_ref().map(|(_, s)| s.clone()),
         store: store.map(|(h, _)| h),
     };
+    edit(&mut opts);
     let (engine, handle, cmds) = Engine::new(settings, opts);
     let events = handle.subscribe();
     let (stop, stop_rx) = watch::channel(false);

@@ -23,6 +23,7 @@ use tempfile::TempDir;
 use super::bus::{name_has_owner, PrivateBus};
 use super::journal::{append, fixtures, ssh, web};
 use super::netns::NetNs;
+use super::wait::poll_for;
 
 /// How long f2bd may take to say READY=1 (100,000 restored bans in a debug build included).
 const READY_WITHIN: Duration = Duration::from_secs(30);
@@ -36,15 +37,18 @@ pub struct F2bd {
     child: Option<Child>,
     notify: Notify,
     bus: Option<String>,
+    journal: Option<PathBuf>,
 }
 
-/// How to start an `f2bd`: `--firewall none --bus none` unless told otherwise, the test
-/// filters only, logs on stderr.
+/// How to start an `f2bd`: `--firewall none --bus none` unless told otherwise, the built-in
+/// and the test filters only, the home's journal from its end, logs on stderr.
 pub struct Builder<'a> {
     dir: TempDir,
     bus: Option<String>,
     firewall: &'static str,
     netns: Option<&'a NetNs>,
+    journal: Option<PathBuf>,
+    from_start: bool,
 }
 
 impl F2bd {
@@ -68,6 +72,17 @@ impl F2bd {
         F2bd::in_home(dir)
     }
 
+    /// A new home with `config` and an empty state directory, reading the journal directory
+    /// `journal` (a private journald's, or one the test writes) instead of its own.
+    pub fn on_journal(config: &str, journal: &Path) -> Builder<'static> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f2b.toml"), config).unwrap();
+        std::fs::create_dir(dir.path().join("state")).unwrap();
+        let mut b = F2bd::in_home(dir);
+        b.journal = Some(journal.to_path_buf());
+        b
+    }
+
     /// Start in an existing home again (one that [`F2bd::stop`] returned).
     pub fn in_home(dir: TempDir) -> Builder<'static> {
         Builder {
@@ -75,6 +90,8 @@ impl F2bd {
             bus: None,
             firewall: "none",
             netns: None,
+            journal: None,
+            from_start: false,
         }
     }
 
@@ -82,8 +99,11 @@ impl F2bd {
         self.dir.path().join("f2b.toml")
     }
 
+    /// The journal directory it reads.
     pub fn journal_dir(&self) -> PathBuf {
-        self.dir.path().join("journal")
+        self.journal
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("journal"))
     }
 
     /// Append entries to the journal f2bd follows.
@@ -130,20 +150,13 @@ impl F2bd {
         let mut child = self.child.take().expect("running");
         // SAFETY: kill(2) of our own child, which has not been reaped yet.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_WITHIN;
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "f2bd did not stop within {STOP_WITHIN:?} of SIGTERM:\n{}",
-                    self.log()
-                );
-            }
-            thread::sleep(Duration::from_millis(5));
+        let Some(status) = poll_for(STOP_WITHIN, || child.try_wait().unwrap()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "f2bd did not stop within {STOP_WITHIN:?} of SIGTERM:\n{}",
+                self.log()
+            );
         };
         assert!(
             status.success(),
@@ -200,7 +213,15 @@ impl<'a> Builder<'a> {
             bus: self.bus,
             firewall: self.firewall,
             netns: Some(ns),
+            journal: self.journal,
+            from_start: self.from_start,
         }
+    }
+
+    /// `--from-start`: read the journal from its first entry (default: from its end).
+    pub fn read_from_start(mut self) -> Self {
+        self.from_start = true;
+        self
     }
 
     /// Start f2bd and wait for READY=1; panics with its log if it exits or is not ready in
@@ -216,7 +237,11 @@ impl<'a> Builder<'a> {
             .append(true)
             .open(home.join("f2bd.log"))
             .unwrap();
+        let journal = self.journal.clone().unwrap_or_else(|| home.join("journal"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_f2bd"));
+        if self.from_start {
+            cmd.arg("--from-start");
+        }
         cmd.args(["--firewall", self.firewall, "--log", "stderr"])
             .arg("--bus")
             .arg(self.bus.as_deref().unwrap_or("none"))
@@ -226,7 +251,7 @@ impl<'a> Builder<'a> {
             .arg("--config")
             .arg(home.join("f2b.toml"))
             .arg("--journal-dir")
-            .arg(home.join("journal"))
+            .arg(&journal)
             .arg("--state-dir")
             .arg(home.join("state"))
             .env("NOTIFY_SOCKET", &socket)
@@ -246,6 +271,7 @@ impl<'a> Builder<'a> {
             child: Some(child),
             notify,
             bus: self.bus,
+            journal: self.journal,
         };
         let child = d.child.as_mut().unwrap();
         let ready = d.notify.wait(READY_WITHIN, || {

@@ -7,9 +7,11 @@
 //! - [`engine`]: the engine in-process (dry-run firewall by default);
 //! - [`netns`]: private network namespaces, a veth pair between a server and an attacker;
 //! - [`probe`]: TCP listeners and connects across that pair;
+//! - [`http`]: raw HTTP requests for attacks on real web servers;
 //! - [`bus`]: a private, system-like `dbus-daemon`;
 //! - [`f2bd`]: the real `f2bd` process, ready when it says READY=1 on a notify socket;
-//! - [`journald`]: a private `systemd-journald` that real services log to.
+//! - [`cgroup`]: a cgroup subtree of a test, where journald sees processes as units;
+//! - [`journald`]: a private `systemd-journald` that real services log to, as their units.
 //!
 //! Everything started here is stopped and removed on drop, also when a test panics.
 
@@ -17,8 +19,10 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod bus;
+pub mod cgroup;
 pub mod engine;
 pub mod f2bd;
+pub mod http;
 pub mod journal;
 pub mod journald;
 pub mod netns;
@@ -27,10 +31,10 @@ pub mod root;
 pub mod wait;
 
 pub use bus::PrivateBus;
-pub use engine::{start, start_full, start_stored, start_with, Running};
+pub use engine::{start, start_edited, start_full, start_stored, start_with, Running};
 pub use f2bd::F2bd;
 pub use journal::{append, fail, fixtures, load_opts, settings, ssh, web, S};
 pub use netns::{NetNs, Pair};
 pub use probe::{connect, connect_within, listen, Outcome, BLOCKED_AFTER};
-pub use root::{have, is_root, repo, root_and_tools_or_skip, root_or_skip, which};
+pub use root::{chmod, have, is_root, repo, root_and_tools_or_skip, root_or_skip, which};
 pub use wait::wait_for;

@@ -1,12 +1,19 @@
 //! Preconditions: root, tools on PATH, the repository's own files.
 
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
 
 /// The repository (the crate's manifest directory).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `chmod MODE PATH` (files and directories other users of a test must reach).
+pub fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
 }
 
 /// Is this process root? Tests that need it print why they skip.

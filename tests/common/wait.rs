@@ -16,14 +16,21 @@ pub fn wait_for(limit: Duration, what: &str, ok: impl FnMut() -> bool) -> Durati
 
 /// Polls `ok` until it is true (→ true) or `limit` has passed (→ false).
 pub fn poll_until(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    poll_for(limit, || ok().then_some(())).is_some()
+}
+
+/// Polls `f` until it gives something (→ `Some`) or `limit` has passed (→ `None`).
+pub fn poll_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let t = Instant::now();
     let mut pause = Duration::from_millis(2);
-    while !ok() {
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
         if t.elapsed() >= limit {
-            return false;
+            return None;
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
-    true
 }

@@ -81,18 +81,9 @@ fn database_written_by_fail2ban_becomes_f2b_state() {
     );
 }
 
-/// Polls `f` every 50 ms until it gives something, for at most `secs`.
-fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if std::time::Instant::now() > end {
-            return None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+/// Polls `f` until it gives something, for at most `secs`.
+fn wait_for<T>(secs: u64, f: impl FnMut() -> Option<T>) -> Option<T> {
+    common::wait::poll_for(std::time::Duration::from_secs(secs), f)
 }
 
 /// The whole migration on real parts: fail2ban-server (Debian's) follows a journal in a

@@ -12,6 +12,7 @@ use crate::{Attack, Done, Lab, ServiceTest};
 
 pub const APACHE: ServiceTest = ServiceTest {
     name: "apache",
+    unit: "apache2.service",
     needs: &[
         "/usr/sbin/apache2",
         "/usr/bin/htpasswd",

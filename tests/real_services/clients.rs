@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
+pub use crate::common::http::{self, basic};
 use crate::common::Pair;
 
 /// One attempt from the attacker's side.
@@ -189,35 +190,9 @@ fn http(to: SocketAddr, request: &[u8]) -> Result<String, String> {
     Ok(status.trim_end().to_string())
 }
 
-/// A GET request for `path` with extra header lines, `Connection: close`.
+/// A GET request for `path` to www.example.org (see [`http::get`]).
 pub fn get(path: &str, headers: &[&str]) -> Vec<u8> {
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: www.example.org\r\nConnection: close\r\n");
-    for h in headers {
-        req.push_str(h);
-        req.push_str("\r\n");
-    }
-    req.push_str("\r\n");
-    req.into_bytes()
-}
-
-/// "Authorization: Basic …" for user:password (RFC 7617), without a base64 crate.
-pub fn basic(user: &str, pass: &str) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let raw = format!("{user}:{pass}").into_bytes();
-    let mut out = String::new();
-    for c in raw.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    format!("Authorization: Basic {out}")
+    http::get(path, "www.example.org", headers)
 }
 
 /// One IMAP session: LOGIN with each password in turn, then LOGOUT, read until the server

@@ -10,6 +10,7 @@ use crate::{Attack, Done, Lab, ServiceTest};
 
 pub const DOVECOT: ServiceTest = ServiceTest {
     name: "dovecot",
+    unit: "dovecot.service",
     needs: &["/usr/sbin/dovecot", "/usr/lib/dovecot/imap-login"],
     filters: &["dovecot"],
     ports: &[143],

@@ -10,6 +10,7 @@ use crate::{Attack, Done, Lab, ServiceTest};
 
 pub const DROPBEAR: ServiceTest = ServiceTest {
     name: "dropbear",
+    unit: "dropbear.service",
     needs: &[
         "/usr/sbin/dropbear",
         "/usr/bin/dropbearkey",

@@ -9,6 +9,7 @@ use crate::{Attack, Done, Lab, ServiceTest};
 
 pub const NGINX: ServiceTest = ServiceTest {
     name: "nginx",
+    unit: "nginx.service",
     needs: &["/usr/sbin/nginx"],
     filters: &[
         "nginx-http-auth",

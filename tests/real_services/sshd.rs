@@ -14,6 +14,7 @@ const ATK6: &str = Pair::ATK6;
 
 pub const SSHD: ServiceTest = ServiceTest {
     name: "sshd",
+    unit: "ssh.service",
     needs: &[
         "/usr/sbin/sshd",
         "/usr/bin/ssh",

@@ -10,6 +10,7 @@ use crate::{Attack, Done, Lab, ServiceTest};
 
 pub const VSFTPD: ServiceTest = ServiceTest {
     name: "vsftpd",
+    unit: "vsftpd.service",
     needs: &["/usr/sbin/vsftpd", "/etc/pam.d/vsftpd"],
     filters: &["vsftpd"],
     ports: &[21],

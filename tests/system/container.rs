@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use crate::common::{have, is_root, repo};
 
 /// Machine name, also the prefix of the network namespaces, veths and cgroups.
-const NAME: &str = "f2bsys";
+pub(crate) const NAME: &str = "f2bsys";
 /// The container (server) on the attacker's link, the attacker, and on a second link a client
 /// that must keep working.
 pub(crate) const SRV_A: &str = "10.231.1.1";
@@ -61,6 +61,36 @@ pub(crate) fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// `ip ARGS` on the host; panics unless it succeeds.
+pub(crate) fn ip(args: &str) {
+    run_ok(Command::new("ip").args(args.split_whitespace()));
+}
+
+/// A shell script in the network namespace `ns`, in the background (output discarded).
+pub(crate) fn netns_sh(ns: &str, script: &str) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "bash", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGKILL every process in the network namespace `ns` (`ip netns pids`).
+pub(crate) fn kill_netns_pids(ns: &str) {
+    let out = Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .unwrap();
+    for p in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Ok(p) = p.trim().parse::<libc::pid_t>() {
+            // SAFETY: kill(2) on a pid of our own test namespace.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+    }
 }
 
 /// Run a host command; panic with its output unless it succeeds.
@@ -246,9 +276,6 @@ impl Container {
     }
 
     fn network(&self) {
-        let ip = |args: &str| {
-            run_ok(Command::new("ip").args(args.split_whitespace()));
-        };
         for ns in &self.netns {
             ip(&format!("netns add {ns}"));
             ip(&format!("-n {ns} link set lo up"));
@@ -377,6 +404,25 @@ impl Container {
             .unwrap()
     }
 
+    /// A shell script inside the container, in the background; its standard output is piped.
+    pub(crate) fn spawn(&self, script: &str) -> Child {
+        Command::new("nsenter")
+            .args(["-t", &self.leader.to_string(), "-a"])
+            .args([
+                "env",
+                "-i",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                "sh",
+                "-c",
+                script,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     pub(crate) fn sh_text(&self, script: &str) -> String {
         text(&self.sh(script))
     }
@@ -414,7 +460,7 @@ impl Container {
         }
     }
 
-    fn main_pid(&self) -> u32 {
+    pub(crate) fn main_pid(&self) -> u32 {
         self.ok("systemctl show -p MainPID --value f2b.service")
             .trim()
             .parse()
@@ -671,6 +717,8 @@ fn checks(c: &Container, t0: Instant) {
     // 2. D-Bus.
     let jails = c.ok("busctl call org.f2b /org/f2b org.f2b.Manager1 ListJails");
     assert_eq!(jails.trim(), "as 1 \"sshd\"");
+    // 2b. Issue 18: an idle f2bd (no failure yet) does not wake up periodically.
+    crate::latency::idle_wakeups(c, t0);
 
     // 3. Real failed logins against the real sshd, from another network namespace.
     assert!(
@@ -707,6 +755,9 @@ fn checks(c: &Container, t0: Instant) {
     assert!(bans.contains(ATTACKER), "{bans}");
     let status = c.ok("systemctl show -p StatusText --value f2b");
     assert!(status.contains("1 banned"), "{status}");
+
+    // 3a. Issue 18: 20 attackers at once, each ban timed from its sshd entry to the kernel set.
+    crate::latency::ban_latency(c, t0);
 
     // 3b. The Cockpit page: see, unban and ban that attacker as an admin, refused as a reader.
     crate::admin::cockpit_page(c, t0);
