@@ -42,7 +42,8 @@ fn failed(ip: &str, port: u32) -> String {
 }
 
 fn route(jail: &str, filter: &str, logpath: &[String]) -> FileRoute {
-    let lib = FilterLibrary::load(&[]).unwrap();
+    static LIB: std::sync::OnceLock<FilterLibrary> = std::sync::OnceLock::new();
+    let lib = LIB.get_or_init(|| FilterLibrary::load(&[]).unwrap());
     let def = lib.get(filter).unwrap().clone();
     FileRoute {
         jail: Arc::from(jail),
@@ -66,6 +67,13 @@ struct Files {
 
 impl Files {
     fn start(routes: Vec<FileRoute>, start: FilesStart, saved: BTreeMap<String, String>) -> Files {
+        let mut f = Files::spawn(routes, start, saved);
+        f.until("caught up", |_, ev| matches!(ev, SourceEvent::CaughtUp(_)));
+        f
+    }
+
+    /// Started, without waiting for it to catch up.
+    fn spawn(routes: Vec<FileRoute>, start: FilesStart, saved: BTreeMap<String, String>) -> Files {
         let (tx, rx) = mpsc::channel(64);
         let cfg = FilesConfig {
             start,
@@ -74,7 +82,7 @@ impl Files {
             saved: saved.clone(),
         };
         let handle = files::spawn(cfg, routes, 1, tx).unwrap();
-        let mut f = Files {
+        Files {
             handle: Some(handle),
             rx,
             positions: saved,
@@ -84,9 +92,7 @@ impl Files {
                 .enable_all()
                 .build()
                 .unwrap(),
-        };
-        f.until("caught up", |_, ev| matches!(ev, SourceEvent::CaughtUp(_)));
-        f
+        }
     }
 
     fn take(&mut self, b: &Batch) {
@@ -179,6 +185,57 @@ fn reader_starts_at_the_end_waits_for_newlines_and_follows_deletes_and_truncatio
     assert!(positions.contains_key(&files::position_key(&log)));
 }
 
+/// Regression: `files::spawn` returned (and f2bd said READY=1) before the reader thread had
+/// taken its start positions, so a failure appended right after the start was taken for one
+/// written before it and skipped.
+#[test]
+fn a_line_appended_as_soon_as_the_reader_is_started_is_read() {
+    let d = tempfile::tempdir().unwrap();
+    let sshd = route("sshd", "sshd", &[]);
+    for i in 0..20 {
+        let log = d.path().join(format!("auth{i}.log"));
+        append(&log, &failed("192.0.2.1", 1));
+        let r = FileRoute {
+            logpath: vec![log.display().to_string()],
+            ..sshd.clone()
+        };
+        let mut f = Files::spawn(vec![r], FilesStart::End, BTreeMap::new());
+        append(&log, &failed("192.0.2.9", 2));
+        f.wait_hits("192.0.2.9", 1);
+        f.stop();
+        assert_eq!(
+            f.hits.get("192.0.2.1"),
+            None,
+            "a line from before the start"
+        );
+    }
+}
+
+/// The reader on the sshd jail's `DIR/*/logs/*.log`, from the files' ends.
+fn sites(dir: &Path) -> Files {
+    let pat = dir.join("*/logs/*.log").display().to_string();
+    let r = route("sshd", "sshd", &[pat]);
+    Files::start(vec![r], FilesStart::End, BTreeMap::new())
+}
+
+/// Regression: a directory made just before the reader watched it (`mkdir -p site/logs` and
+/// a log written at once, for a `*/logs/*.log` pattern) was listed before its watch was added,
+/// so its log file was never seen.
+#[test]
+fn a_log_directory_tree_made_at_once_is_followed() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = sites(d.path());
+    for i in 0..100 {
+        let logs = d.path().join(format!("site{i}/logs"));
+        let ip = format!("198.51.100.{}", i + 1);
+        let line = failed(&ip, 1);
+        fs::create_dir_all(&logs).unwrap();
+        append(&logs.join("auth.log"), &line);
+        f.wait_hits(&ip, 1);
+    }
+    f.stop();
+}
+
 #[test]
 fn reader_resumes_at_saved_positions_and_finds_what_a_rotation_moved() {
     let d = tempfile::tempdir().unwrap();
@@ -217,12 +274,7 @@ fn reader_resumes_at_saved_positions_and_finds_what_a_rotation_moved() {
 #[test]
 fn reader_picks_up_files_that_appear_and_leaves_compressed_and_rotated_ones() {
     let d = tempfile::tempdir().unwrap();
-    let pat = d.path().join("*/logs/*.log").display().to_string();
-    let mut f = Files::start(
-        vec![route("sshd", "sshd", &[pat])],
-        FilesStart::End,
-        BTreeMap::new(),
-    );
+    let mut f = sites(d.path());
     let site = d.path().join("site1/logs");
     fs::create_dir_all(&site).unwrap();
     // A directory that appears later, then a file in it: read from its start.
@@ -299,23 +351,11 @@ fn attack_and_wait_ban(d: &F2bd, pair: &Pair, log: &Path, ip: &str, port0: u32) 
 }
 
 fn logrotate(dir: &Path, log: &Path, how: &str) {
-    let conf = dir.join(format!("logrotate-{how}.conf"));
-    fs::write(
-        &conf,
-        format!(
-            "{} {{\n  rotate 5\n  {how}\n  compress\n  delaycompress\n  missingok\n}}\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new("logrotate")
-        .arg("-f")
-        .arg("-s")
-        .arg(dir.join("logrotate.state"))
-        .arg(&conf)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "logrotate: {out:?}");
+    let conf = format!(
+        "{} {{\n  rotate 5\n  {how}\n  compress\n  delaycompress\n  missingok\n}}\n",
+        log.display()
+    );
+    common::logrotate::force(dir, how, &conf);
 }
 
 fn total_failures(d: &F2bd, n: u64) {

@@ -308,17 +308,9 @@ fn apache_error_and_access_log_files_name_the_attacker() {
     expect(&access_log, &[("apache-badbots", None, &[(atk4, 1)])]);
 }
 
-#[test]
-fn nginx_error_and_access_log_files_name_the_attacker() {
-    let test = "nginx_error_and_access_log_files_name_the_attacker";
-    if !root_or_skip(test) {
-        return;
-    }
-    if let Some(why) = missing(&["/usr/sbin/nginx"]) {
-        eprintln!("SKIP {test}: {why}");
-        return;
-    }
-    let pair = Pair::new();
+/// nginx in a scratch directory `D`, with its error and access log files in `D/logs`, basic
+/// authentication on /private/ and a request limit on /limited/.
+fn nginx(pair: &Pair) -> (tempfile::TempDir, Server, SocketAddr, SocketAddr) {
     let dir = scratch_dir(&["www/private", "www/limited", "tmp", "logs"]);
     let d = dir.path();
     fs::write(d.join("www/index.html"), "hello\n").unwrap();
@@ -345,8 +337,8 @@ fn nginx_error_and_access_log_files_name_the_attacker() {
         "} }".into(),
     ];
     fs::write(&conf, lines.join("\n") + "\n").unwrap();
-    let (_server, a4, a6) = start(
-        &pair,
+    let (server, a4, a6) = start(
+        pair,
         &format!(
             "/usr/sbin/nginx -c {} -e {}",
             conf.display(),
@@ -354,6 +346,22 @@ fn nginx_error_and_access_log_files_name_the_attacker() {
         ),
         d.join("nginx.pid"),
     );
+    (dir, server, a4, a6)
+}
+
+#[test]
+fn nginx_error_and_access_log_files_name_the_attacker() {
+    let test = "nginx_error_and_access_log_files_name_the_attacker";
+    if !root_or_skip(test) {
+        return;
+    }
+    if let Some(why) = missing(&["/usr/sbin/nginx"]) {
+        eprintln!("SKIP {test}: {why}");
+        return;
+    }
+    let pair = Pair::new();
+    let (dir, _server, a4, a6) = nginx(&pair);
+    let d = dir.path();
     let host = "www.example.org";
     let (atk4, atk6) = (Pair::ATK4, Pair::ATK6);
     let mut requests: Vec<(SocketAddr, Vec<u8>)> = vec![
@@ -394,5 +402,119 @@ fn nginx_error_and_access_log_files_name_the_attacker() {
             ("nginx-botsearch", Some("normal"), &[(atk4, 1)]),
             ("nginx-bad-request", None, &[(atk4, 1)]),
         ],
+    );
+}
+
+/// f2bd follows nginx's own log files (`source = "file"`) and enforces in the server
+/// namespace: a basic-auth brute force in the error log, half before and half after a logrotate
+/// rename + create with nginx reopening its logs (USR1, as Debian's /etc/logrotate.d/nginx
+/// does), bans; scanner requests in the access log after a logrotate copytruncate ban too; every
+/// failure counts once.
+#[test]
+fn f2bd_follows_nginx_log_files_through_logrotate_and_bans() {
+    let test = "f2bd_follows_nginx_log_files_through_logrotate_and_bans";
+    if !common::root_and_tools_or_skip(test) {
+        return;
+    }
+    if let Some(why) = missing(&["/usr/sbin/nginx", "/usr/sbin/logrotate"]) {
+        eprintln!("SKIP {test}: {why}");
+        return;
+    }
+    let pair = Pair::new();
+    let (dir, _server, a4, a6) = nginx(&pair);
+    let d = dir.path();
+    let logs = d.join("logs");
+    let config = format!(
+        "[jail.nginx-http-auth]\nenabled = true\nsource = \"file\"\nlogpath = [\"{}\"]\n\
+         maxretry = 3\nbantime = \"1h\"\nports = [80]\n\
+         [jail.nginx-botsearch]\nenabled = true\nsource = \"file\"\nlogpath = [\"{}\"]\n\
+         maxretry = 2\nbantime = \"1h\"\nports = [80]\n",
+        logs.join("error.log").display(),
+        logs.join("*.log").display(),
+    );
+    let f2bd = common::F2bd::with_config(&config)
+        .firewall("nftables")
+        .netns(&pair.srv)
+        .start();
+    let host = "www.example.org";
+    let wrong = || get("/private/", host, &[&basic("alice", "wrong")]);
+    attack(
+        &pair,
+        d,
+        vec![
+            (a4, wrong()),
+            (a4, wrong()),
+            (a4, get("/index.html", host, &[])),
+        ],
+    );
+    failures_counted(&f2bd, 2);
+    assert_eq!(
+        common::connect(&pair.atk, Pair::ATK4, Pair::SRV4, 80),
+        common::Outcome::Connected,
+        "banned after two failures:\n{}",
+        f2bd.log()
+    );
+    // logrotate as Debian configures it for nginx: rename + create, then USR1 to reopen.
+    let pid = d.join("nginx.pid");
+    let rotate = |name: &str, how: &str| {
+        let conf = format!(
+            "{}/*.log {{\n  rotate 5\n  {how}\n  sharedscripts\n  postrotate\n    \
+             kill -USR1 $(cat {})\n  endscript\n}}\n",
+            logs.display(),
+            pid.display()
+        );
+        common::logrotate::force(d, name, &conf);
+    };
+    rotate("create", "create 0640 root root");
+    wait_reopened(&pid, &logs.join("error.log.1"));
+    // The third failure, written to the new file, bans.
+    http(&pair, Pair::ATK4, a4, wrong());
+    wait_lines(&logs.join("error.log"), "password mismatch", 1);
+    wait_banned(&pair, &f2bd, Pair::ATK4, Pair::SRV4);
+    failures_counted(&f2bd, 3);
+    // copytruncate: the files keep their inodes and start again from nothing; the copies in
+    // *.log.1 hold what was read already.
+    rotate("copytruncate", "copytruncate");
+    assert!(logs.join("error.log.2").exists());
+    http(&pair, Pair::ATK6, a6, get("/wp-login.php", host, &[]));
+    http(&pair, Pair::ATK6, a6, get("/phpmyadmin/", host, &[]));
+    wait_banned(&pair, &f2bd, Pair::ATK6, Pair::SRV6);
+    failures_counted(&f2bd, 5);
+    f2bd.stop();
+}
+
+/// Waits until no process of the nginx whose master's pid is in `pidfile` has `rotated` open
+/// (nginx reopens its logs on USR1, the master and then each worker).
+fn wait_reopened(pidfile: &Path, rotated: &Path) {
+    let master = fs::read_to_string(pidfile).unwrap().trim().to_string();
+    let holds_rotated = || {
+        let children = fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .unwrap_or_default();
+        let pids = std::iter::once(master.as_str()).chain(children.split_whitespace());
+        pids.flat_map(|p| fs::read_dir(format!("/proc/{p}/fd")).into_iter().flatten())
+            .flatten()
+            .any(|fd| fs::read_link(fd.path()).is_ok_and(|l| l == rotated))
+    };
+    assert!(
+        poll_until(Duration::from_secs(10), || !holds_rotated()),
+        "nginx still writes to {} after USR1",
+        rotated.display()
+    );
+}
+
+/// Waits until f2bd's STATUS= counts `n` failures over its jails.
+fn failures_counted(f2bd: &common::F2bd, n: u64) {
+    f2bd.wait_status(Duration::from_secs(5), &format!("{n} failures"), |s| {
+        s.contains(&format!(" {n} failures"))
+    });
+}
+
+/// Waits until `src`'s connects to port 80 of `dst` time out (banned by `f2bd`).
+fn wait_banned(pair: &Pair, f2bd: &common::F2bd, src: &str, dst: &str) {
+    let blocked = || common::connect(&pair.atk, src, dst, 80) == common::Outcome::TimedOut;
+    assert!(
+        poll_until(Duration::from_secs(5), blocked),
+        "{src} not banned:\n{}",
+        f2bd.log()
     );
 }

@@ -191,7 +191,7 @@ impl Engine {
             saved: self.file_positions(),
         };
         let reader = files::spawn(cfg, routes, generation, self.source_tx.clone())
-            .map_err(crate::source::SourceError::Journal)?;
+            .map_err(crate::source::SourceError::Files)?;
         self.routes.files_reader = Some(reader);
         self.routes.backlog.insert(SourceKind::Files);
         self.routes.running.insert(SourceKind::Files);

@@ -229,6 +229,8 @@ pub enum SourceError {
     },
     #[error("journal: {0}")]
     Journal(#[from] std::io::Error),
+    #[error("log file reader: {0}")]
+    Files(std::io::Error),
 }
 
 /// Extract the realtime (µs) from a cursor string's `t=` field (hex).

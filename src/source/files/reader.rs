@@ -21,6 +21,10 @@ use super::{
 use crate::source::wait::{WakePipe, Waker};
 use crate::source::{Batch, SourceEvent, SourceKind};
 
+/// How often one rescan looks again after watching new directories (a directory tree made
+/// level by level while it is scanned needs one look per level).
+const RESCANS: usize = 8;
+
 enum Control {
     Routes(Arc<Vec<FileRoute>>, u64),
     Stop,
@@ -78,15 +82,25 @@ pub fn spawn(
     let (wake_rx, waker) = WakePipe::new()?.split();
     let view = FilesView::default();
     let thread_view = view.clone();
+    let (ready_tx, ready_rx) = std_mpsc::channel();
     let thread = thread::Builder::new()
         .name("f2b-files".into())
         .spawn(move || {
             let mut r = Reader::new(cfg, Arc::new(routes), generation, tx, thread_view);
+            r.position();
+            // Nothing is sent to the engine before this: the caller may wait for it.
+            let _ = ready_tx.send(());
             if let Err(e) = r.run(ctl_rx, wake_rx) {
                 let _ =
                     r.tx.blocking_send(SourceEvent::Failed(format!("file reader: {e}")));
             }
         })?;
+    // Positioned in every file (and watching them) before the caller goes on: a line written
+    // once this returns is read.
+    if ready_rx.recv().is_err() {
+        let _ = thread.join();
+        return Err(io::Error::other("the file reader thread died"));
+    }
     Ok(FilesHandle {
         ctl: ctl_tx,
         waker,
@@ -175,8 +189,15 @@ impl Reader {
             }
         }
         let texts: Vec<String> = patterns.iter().map(|(p, _)| p.clone()).collect();
-        let scan = expand(&texts);
-        self.watcher.set_dirs(&scan.dirs);
+        // A directory made just before its watch was added may already hold what the
+        // patterns look for: look again until no directory is new (bounded; beyond that,
+        // the next event in a watched directory brings the rest).
+        let mut scan = expand(&texts);
+        let mut looks = 0;
+        while self.watcher.set_dirs(&scan.dirs) && looks < RESCANS {
+            looks += 1;
+            scan = expand(&texts);
+        }
         let mut wanted: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
         for (path, pis) in &scan.files {
             let rs = wanted.entry(path.clone()).or_default();
@@ -371,7 +392,8 @@ impl Reader {
         true
     }
 
-    fn run(&mut self, ctl: std_mpsc::Receiver<Control>, wake: OwnedFd) -> io::Result<()> {
+    /// Take the start positions in the files the routes name now, and watch them.
+    fn position(&mut self) {
         let begin = match self.cfg.start {
             FilesStart::Start => Begin::Start,
             FilesStart::End | FilesStart::Since(_) => Begin::End,
@@ -383,6 +405,9 @@ impl Reader {
                 BACKSTOP.as_secs()
             ));
         }
+    }
+
+    fn run(&mut self, ctl: std_mpsc::Receiver<Control>, wake: OwnedFd) -> io::Result<()> {
         let mut caught_up = false;
         loop {
             while let Ok(c) = ctl.try_recv() {

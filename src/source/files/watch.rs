@@ -281,9 +281,10 @@ impl Watcher {
         }
     }
 
-    /// Watch exactly these directories.
-    pub(super) fn set_dirs(&mut self, dirs: &BTreeSet<PathBuf>) {
-        let Some(ino) = &self.ino else { return };
+    /// Watch exactly these directories; returns whether one was not watched before (what
+    /// was made in it before its watch was added is only seen by looking again).
+    pub(super) fn set_dirs(&mut self, dirs: &BTreeSet<PathBuf>) -> bool {
+        let Some(ino) = &self.ino else { return false };
         let gone: Vec<PathBuf> = (self.dirs.keys())
             .filter(|d| !dirs.contains(*d))
             .cloned()
@@ -294,6 +295,7 @@ impl Watcher {
             }
         }
         let mut failed = None;
+        let mut added = false;
         for d in dirs {
             if self.dirs.contains_key(d) {
                 continue;
@@ -301,6 +303,7 @@ impl Watcher {
             match ino.add_watch(d.as_path(), DIR_MASK) {
                 Ok(wd) => {
                     self.dirs.insert(d.clone(), wd);
+                    added = true;
                 }
                 Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => {}
                 Err(e) => failed = Some(format!("cannot watch {}: {e}", d.display())),
@@ -309,6 +312,7 @@ impl Watcher {
         if let Some(why) = failed {
             self.unreliable(why);
         }
+        added
     }
 
     /// Watch an open file (its inode, wherever it is moved).
