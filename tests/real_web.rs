@@ -2,10 +2,13 @@
 //! access.log, /var/log/nginx/error.log and access.log forms, with their timestamps), attacked
 //! over a veth pair from another network namespace; the files are then read the way
 //! `f2b test FILTER FILE` reads them ([`f2b::tester`]) and every shipped web filter must find
-//! the attacker, and only the attacker, as often as it attacked.
+//! the attacker, and only the attacker, as often as it attacked. And the real `f2bd` follows
+//! nginx's files (`source = "file"`) through logrotate's rename + create and copytruncate,
+//! banning in the server namespace (issue 13).
 //!
 //! The journal forms of the same servers are tested in tests/real_services.rs. Needs root,
-//! apache2 and apache2-utils (htpasswd), nginx; skips with the reason otherwise.
+//! apache2 and apache2-utils (htpasswd), nginx, logrotate and nft; skips with the reason
+//! otherwise.
 
 mod common;
 

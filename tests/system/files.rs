@@ -59,7 +59,7 @@ pub(crate) fn file_jail_bans(c: &Container, t0: Instant) {
         "{}",
         c.sh_text("f2b status sshd-file")
     );
-    step("a file jail on /var/log (root:adm 0640) banned", t0);
+    step("a file jail on /var/log (nobody:adm 0640) banned", t0);
     c.ok("rm /etc/f2b/jail.d/60-file.toml && systemctl reload f2b && rm -r /var/log/f2b-test");
     assert!(
         connects(ok, SRV_B),
