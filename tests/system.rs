@@ -225,7 +225,7 @@ fn http_get(addr: &str, path: &str, deadline: Instant) -> String {
     loop {
         match std::net::TcpStream::connect(addr) {
             Ok(mut s) => {
-                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
                 write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
                 let mut out = String::new();
                 s.read_to_string(&mut out).unwrap();
@@ -283,7 +283,8 @@ fn metrics_on_a_socket_passed_like_systemd_does() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // A condition, not a sleep: generous because the package test builds in parallel.
+    let deadline = Instant::now() + Duration::from_secs(180);
     // systemd-socket-activate execs f2bd on the first connection.
     let mut body;
     loop {

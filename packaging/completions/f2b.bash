@@ -202,7 +202,7 @@ _f2b() {
             return 0
             ;;
         f2b__subcmd__ban)
-            opts="-h --for --bus --json --help"
+            opts="-h --for --force --bus --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

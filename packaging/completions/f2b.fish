@@ -87,6 +87,7 @@ complete -c f2b -n "__fish_f2b_using_subcommand status" -l json -d 'Machine-read
 complete -c f2b -n "__fish_f2b_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c f2b -n "__fish_f2b_using_subcommand ban" -l for -d 'How long, e.g. "1h" or "2d" (default: the jail\'s ban time)' -r
 complete -c f2b -n "__fish_f2b_using_subcommand ban" -l bus -d 'The bus f2bd serves org.f2b on: system, session, or a bus address' -r
+complete -c f2b -n "__fish_f2b_using_subcommand ban" -l force -d 'Ban a prefix even though it holds an address of the jail\'s ignoreip or one of this host\'s own addresses (a single such address is always refused)'
 complete -c f2b -n "__fish_f2b_using_subcommand ban" -l json -d 'Machine-readable output (JSON)'
 complete -c f2b -n "__fish_f2b_using_subcommand ban" -s h -l help -d 'Print help'
 complete -c f2b -n "__fish_f2b_using_subcommand unban" -l bus -d 'The bus f2bd serves org.f2b on: system, session, or a bus address' -r

@@ -197,6 +197,10 @@ pub enum DaemonCmd {
         /// How long, e.g. "1h" or "2d" (default: the jail's ban time).
         #[arg(long = "for", value_name = "DURATION", value_parser = ban_duration)]
         for_: Option<Duration>,
+        /// Ban a prefix even though it holds an address of the jail's ignoreip or one of this
+        /// host's own addresses (a single such address is always refused).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         bus: BusArgs,
         #[command(flatten)]

@@ -215,17 +215,24 @@ fn ban_table(bans: &[BanRecord], with_jail: bool) -> Table {
     t
 }
 
-/// `f2b ban JAIL ADDR [--for DURATION]`.
+/// `f2b ban JAIL ADDR [--for DURATION] [--force]`.
 pub async fn ban(
     c: &Client,
     jail: &str,
     addr: &IpNet,
     for_: Option<Duration>,
+    force: bool,
     out: Out<'_>,
 ) -> Result<(), CliError> {
     let addr = host_text(addr);
     let seconds = for_.map_or(0, |d| d.as_secs());
-    let end = c.manager().await?.ban(jail, &addr, seconds).await?;
+    let m = c.manager().await?;
+    let end = if force {
+        let opts = std::collections::HashMap::from([("force", zbus::Variant::from(true))]);
+        m.ban_with_options(jail, &addr, seconds, opts).await?
+    } else {
+        m.ban(jail, &addr, seconds).await?
+    };
     if out.json {
         return render::json(
             out.w,

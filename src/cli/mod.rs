@@ -96,11 +96,13 @@ fn daemon_command(cmd: DaemonCmd, w: &mut dyn Write) -> Result<u8, CliError> {
                 jail,
                 addr,
                 for_,
+                force,
                 bus,
                 out: o,
             } => {
                 let c = Client::connect(bus.bus).await?;
-                daemon::ban(&c, &jail, &addr, for_, Out { w, json: o.json }).await?
+                let out = Out { w, json: o.json };
+                daemon::ban(&c, &jail, &addr, for_, force, out).await?
             }
             DaemonCmd::Unban {
                 all,

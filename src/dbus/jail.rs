@@ -80,7 +80,7 @@ impl JailObject {
         let duration = validate::ban_seconds(seconds)?;
         let origin = self.shared.authorize(conn, &hdr).await?;
         self.shared
-            .ban(self.name.clone(), addr, duration, origin)
+            .ban(self.name.clone(), addr, duration, false, origin)
             .await
     }
 

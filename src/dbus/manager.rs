@@ -1,9 +1,11 @@
 //! `org.f2b.Manager1` at `/org/f2b`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
+use zbus::OwnedVariant;
 
 use super::error::Result;
 use super::types::{BanRecord, HistoryEntry, PastBanRecord};
@@ -18,6 +20,25 @@ pub const MAX_BAN_HISTORY: usize = 100_000;
 
 pub(crate) struct Manager {
     pub(crate) shared: Arc<Shared>,
+}
+
+impl Manager {
+    /// `Ban` and `BanWithOptions`: arguments checked before the caller is authorized.
+    async fn checked_ban(
+        &self,
+        jail: &str,
+        address: &str,
+        seconds: u64,
+        force: bool,
+        hdr: Header<'_>,
+        conn: &zbus::Connection,
+    ) -> Result<u64> {
+        let jail = validate::jail(jail)?;
+        let addr = validate::address(address)?;
+        let duration = validate::ban_seconds(seconds)?;
+        let origin = self.shared.authorize(conn, &hdr).await?;
+        self.shared.ban(jail, addr, duration, force, origin).await
+    }
 }
 
 #[zbus::interface(name = "org.f2b.Manager1", introspection_docs = false)]
@@ -103,11 +124,26 @@ impl Manager {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<u64> {
-        let jail = validate::jail(jail)?;
-        let addr = validate::address(address)?;
-        let duration = validate::ban_seconds(seconds)?;
-        let origin = self.shared.authorize(conn, &hdr).await?;
-        self.shared.ban(jail, addr, duration, origin).await
+        self.checked_ban(jail, address, seconds, false, hdr, conn)
+            .await
+    }
+
+    /// [`Self::ban`] with options: `force` (b) bans a prefix even though it holds an address
+    /// of the jail's ignoreip or this host's own address (a single such address is still
+    /// refused). Unknown options are refused.
+    #[zbus(out_args("until_usec"))]
+    async fn ban_with_options(
+        &self,
+        jail: &str,
+        address: &str,
+        seconds: u64,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<u64> {
+        let force = validate::ban_options(&options)?;
+        self.checked_ban(jail, address, seconds, force, hdr, conn)
+            .await
     }
 
     /// Unban `address` from `jail` (every jail when empty); returns how many bans were lifted.

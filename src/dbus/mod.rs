@@ -165,6 +165,7 @@ impl Shared {
         jail: String,
         addr: IpNet,
         duration: Option<Duration>,
+        force: bool,
         origin: Origin,
     ) -> error::Result<u64> {
         Ok(self
@@ -173,7 +174,7 @@ impl Shared {
                 jail,
                 addr,
                 duration,
-                force: false,
+                force,
                 origin,
                 reply,
             })

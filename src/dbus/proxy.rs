@@ -33,6 +33,15 @@ pub trait Manager1 {
     fn ban(&self, jail: &str, address: &str, seconds: u64) -> Result<u64, Error>;
 
     #[zbus(allow_interactive_auth)]
+    fn ban_with_options(
+        &self,
+        jail: &str,
+        address: &str,
+        seconds: u64,
+        options: std::collections::HashMap<&str, zbus::Variant<'_>>,
+    ) -> Result<u64, Error>;
+
+    #[zbus(allow_interactive_auth)]
     fn unban(&self, jail: &str, address: &str) -> Result<u32, Error>;
 
     #[zbus(allow_interactive_auth)]

@@ -136,7 +136,7 @@ impl Engine {
         if !single && !force && j.protected(&addr) {
             return Err(CommandError::InvalidArgument(format!(
                 "{addr} holds an address of jail {jail}'s ignoreip or this host's own address; \
-                 ban it anyway with force"
+                 ban it anyway with force (`f2b ban --force`, D-Bus BanWithOptions)"
             )));
         }
         // A single address is banned as the jail's aggregation unit.
