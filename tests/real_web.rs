@@ -206,17 +206,10 @@ const APACHE_BINS: &[&str] = &[
     "/usr/lib/apache2/modules/mod_cgi.so",
 ];
 
-#[test]
-fn apache_error_and_access_log_files_name_the_attacker() {
-    let test = "apache_error_and_access_log_files_name_the_attacker";
-    if !root_or_skip(test) {
-        return;
-    }
-    if let Some(why) = missing(APACHE_BINS) {
-        eprintln!("SKIP {test}: {why}");
-        return;
-    }
-    let pair = Pair::new();
+/// Apache in a scratch directory `D` (configuration `D/apache2.conf`), with its error and
+/// access log files in `D/logs`, basic authentication on /private/, /denied/ and CGI scripts
+/// in /cgi-bin/.
+fn apache(pair: &Pair) -> (tempfile::TempDir, Server, SocketAddr, SocketAddr) {
     let dir = scratch_dir(&["www/private", "www/denied", "cgi-bin", "run", "logs"]);
     let d = dir.path();
     fs::write(d.join("www/index.html"), "hello\n").unwrap();
@@ -271,11 +264,27 @@ fn apache_error_and_access_log_files_name_the_attacker() {
         format!("<Directory {p}/cgi-bin>\nRequire all granted\n</Directory>"),
     ];
     fs::write(&conf, lines.join("\n") + "\n").unwrap();
-    let (_server, a4, a6) = start(
-        &pair,
+    let (server, a4, a6) = start(
+        pair,
         &format!("/usr/sbin/apache2 -f {} -k start", conf.display()),
         d.join("run/httpd.pid"),
     );
+    (dir, server, a4, a6)
+}
+
+#[test]
+fn apache_error_and_access_log_files_name_the_attacker() {
+    let test = "apache_error_and_access_log_files_name_the_attacker";
+    if !root_or_skip(test) {
+        return;
+    }
+    if let Some(why) = missing(APACHE_BINS) {
+        eprintln!("SKIP {test}: {why}");
+        return;
+    }
+    let pair = Pair::new();
+    let (dir, _server, a4, a6) = apache(&pair);
+    let d = dir.path();
     let host = "www.example.org";
     let long_uri = format!("/{}", "a".repeat(9000));
     let (atk4, atk6) = (Pair::ATK4, Pair::ATK6);
@@ -427,67 +436,138 @@ fn f2bd_follows_nginx_log_files_through_logrotate_and_bans() {
     let (dir, _server, a4, a6) = nginx(&pair);
     let d = dir.path();
     let logs = d.join("logs");
-    let config = format!(
-        "[jail.nginx-http-auth]\nenabled = true\nsource = \"file\"\nlogpath = [\"{}\"]\n\
-         maxretry = 3\nbantime = \"1h\"\nports = [80]\n\
-         [jail.nginx-botsearch]\nenabled = true\nsource = \"file\"\nlogpath = [\"{}\"]\n\
-         maxretry = 2\nbantime = \"1h\"\nports = [80]\n",
-        logs.join("error.log").display(),
-        logs.join("*.log").display(),
-    );
-    let f2bd = common::F2bd::with_config(&config)
-        .firewall("nftables")
-        .netns(&pair.srv)
-        .start();
-    let host = "www.example.org";
-    let wrong = || get("/private/", host, &[&basic("alice", "wrong")]);
-    attack(
+    let f2bd = f2bd_with_file_jails(
         &pair,
-        d,
-        vec![
-            (a4, wrong()),
-            (a4, wrong()),
-            (a4, get("/index.html", host, &[])),
+        &[
+            ("nginx-http-auth", &logs.join("error.log"), 3),
+            ("nginx-botsearch", &logs.join("*.log"), 2),
         ],
     );
-    failures_counted(&f2bd, 2);
+    two_auth_failures(&pair, d, &f2bd, a4);
+    // logrotate as Debian configures it for nginx: rename + create, then USR1 to reopen.
+    let pid = d.join("nginx.pid");
+    let reopen = format!("kill -USR1 $(cat {})", pid.display());
+    rotate(d, "create 0640 root root", &reopen);
+    wait_reopened(&pid, &logs.join("error.log.1"));
+    // The third failure, written to the new file, bans.
+    http(&pair, Pair::ATK4, a4, wrong_password());
+    wait_lines(&logs.join("error.log"), "password mismatch", 1);
+    wait_banned(&pair, &f2bd, Pair::ATK4, Pair::SRV4);
+    failures_counted(&f2bd, 3);
+    // copytruncate: the files keep their inodes and start again from nothing; the copies in
+    // *.log.1 hold what was read already.
+    rotate(d, "copytruncate", &reopen);
+    assert!(logs.join("error.log.2").exists());
+    http(&pair, Pair::ATK6, a6, get("/wp-login.php", HOST, &[]));
+    http(&pair, Pair::ATK6, a6, get("/phpmyadmin/", HOST, &[]));
+    wait_banned(&pair, &f2bd, Pair::ATK6, Pair::SRV6);
+    failures_counted(&f2bd, 5);
+    f2bd.stop();
+}
+
+const HOST: &str = "www.example.org";
+
+/// A request for /private/ with alice's wrong password.
+fn wrong_password() -> Vec<u8> {
+    get("/private/", HOST, &[&basic("alice", "wrong")])
+}
+
+/// f2bd enforcing in the server namespace, with file jails (name, logpath, maxretry) on port 80.
+fn f2bd_with_file_jails(pair: &Pair, jails: &[(&str, &Path, u32)]) -> common::F2bd {
+    let config: String = (jails.iter())
+        .map(|(name, path, maxretry)| {
+            format!(
+                "[jail.{name}]\nenabled = true\nsource = \"file\"\nlogpath = [\"{}\"]\n\
+                 maxretry = {maxretry}\nbantime = \"1h\"\nports = [80]\n",
+                path.display()
+            )
+        })
+        .collect();
+    common::F2bd::with_config(&config)
+        .firewall("nftables")
+        .netns(&pair.srv)
+        .start()
+}
+
+/// Two wrong passwords from the IPv4 attacker (and a request that shows they are logged):
+/// counted by f2bd, not banned yet.
+fn two_auth_failures(pair: &Pair, d: &Path, f2bd: &common::F2bd, a4: SocketAddr) {
+    let index = get("/index.html", HOST, &[]);
+    attack(
+        pair,
+        d,
+        vec![(a4, wrong_password()), (a4, wrong_password()), (a4, index)],
+    );
+    failures_counted(f2bd, 2);
     assert_eq!(
         common::connect(&pair.atk, Pair::ATK4, Pair::SRV4, 80),
         common::Outcome::Connected,
         "banned after two failures:\n{}",
         f2bd.log()
     );
-    // logrotate as Debian configures it for nginx: rename + create, then USR1 to reopen.
-    let pid = d.join("nginx.pid");
-    let rotate = |name: &str, how: &str| {
-        let conf = format!(
-            "{}/*.log {{\n  rotate 5\n  {how}\n  sharedscripts\n  postrotate\n    \
-             kill -USR1 $(cat {})\n  endscript\n}}\n",
-            logs.display(),
-            pid.display()
-        );
-        common::logrotate::force(d, name, &conf);
-    };
-    rotate("create", "create 0640 root root");
-    wait_reopened(&pid, &logs.join("error.log.1"));
-    // The third failure, written to the new file, bans.
-    http(&pair, Pair::ATK4, a4, wrong());
-    wait_lines(&logs.join("error.log"), "password mismatch", 1);
+}
+
+/// The real logrotate on `D/logs/*.log` with the rotation `how` (`create …` or
+/// `copytruncate`), then `reopen` (a shell command: the server's postrotate script).
+fn rotate(d: &Path, how: &str, reopen: &str) {
+    let conf = format!(
+        "{}/*.log {{\n  rotate 5\n  {how}\n  sharedscripts\n  postrotate\n    {reopen}\n  \
+         endscript\n}}\n",
+        d.join("logs").display(),
+    );
+    let name = how.split_whitespace().next().unwrap_or("rotate");
+    common::logrotate::force(d, name, &conf);
+}
+
+/// f2bd follows Apache's own log files (`source = "file"`) and enforces in the server
+/// namespace: a basic-auth brute force in the error log across a logrotate rename + create
+/// followed by a graceful restart (as Debian's /etc/logrotate.d/apache2 does it) bans; a bad
+/// bot's request in the access log after a copytruncate bans too; every failure counts once.
+#[test]
+fn f2bd_follows_apache_log_files_through_logrotate_and_bans() {
+    let test = "f2bd_follows_apache_log_files_through_logrotate_and_bans";
+    if !common::root_and_tools_or_skip(test) {
+        return;
+    }
+    let bins = [APACHE_BINS, &["/usr/sbin/logrotate"]].concat();
+    if let Some(why) = missing(&bins) {
+        eprintln!("SKIP {test}: {why}");
+        return;
+    }
+    let pair = Pair::new();
+    let (dir, _server, a4, a6) = apache(&pair);
+    let d = dir.path();
+    let logs = d.join("logs");
+    let f2bd = f2bd_with_file_jails(
+        &pair,
+        &[
+            ("apache-auth", &logs.join("error.log"), 3),
+            ("apache-badbots", &logs.join("access.log"), 1),
+        ],
+    );
+    two_auth_failures(&pair, d, &f2bd, a4);
+    let graceful = format!(
+        "/usr/sbin/apache2 -f {} -k graceful",
+        d.join("apache2.conf").display()
+    );
+    rotate(d, "create 0640 root root", &graceful);
+    wait_reopened(&d.join("run/httpd.pid"), &logs.join("error.log.1"));
+    http(&pair, Pair::ATK4, a4, wrong_password());
+    wait_lines(&logs.join("error.log"), "AH01617", 1);
     wait_banned(&pair, &f2bd, Pair::ATK4, Pair::SRV4);
     failures_counted(&f2bd, 3);
-    // copytruncate: the files keep their inodes and start again from nothing; the copies in
-    // *.log.1 hold what was read already.
-    rotate("copytruncate", "copytruncate");
-    assert!(logs.join("error.log.2").exists());
-    http(&pair, Pair::ATK6, a6, get("/wp-login.php", host, &[]));
-    http(&pair, Pair::ATK6, a6, get("/phpmyadmin/", host, &[]));
+    rotate(d, "copytruncate", &graceful);
+    assert!(logs.join("access.log.2").exists());
+    let bot = ["User-Agent: sqlmap/1.7.2#stable (https://sqlmap.org)"];
+    http(&pair, Pair::ATK6, a6, get("/index.html", HOST, &bot));
     wait_banned(&pair, &f2bd, Pair::ATK6, Pair::SRV6);
-    failures_counted(&f2bd, 5);
+    failures_counted(&f2bd, 4);
     f2bd.stop();
 }
 
-/// Waits until no process of the nginx whose master's pid is in `pidfile` has `rotated` open
-/// (nginx reopens its logs on USR1, the master and then each worker).
+/// Waits until no process of the server whose master's pid is in `pidfile` has `rotated` open
+/// (nginx reopens its logs on USR1, the master and then each worker; Apache on a graceful
+/// restart, with new children).
 fn wait_reopened(pidfile: &Path, rotated: &Path) {
     let master = fs::read_to_string(pidfile).unwrap().trim().to_string();
     let holds_rotated = || {
@@ -500,7 +580,7 @@ fn wait_reopened(pidfile: &Path, rotated: &Path) {
     };
     assert!(
         poll_until(Duration::from_secs(10), || !holds_rotated()),
-        "nginx still writes to {} after USR1",
+        "the server still writes to {} after it was told to reopen its logs",
         rotated.display()
     );
 }
