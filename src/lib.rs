@@ -36,6 +36,8 @@
 //!   the configuration options `f2bd` shares.
 //! - [`store`]: SQLite persistence (bans, history, positions, open windows, totals), moved
 //!   aside and restarted empty when damaged.
+//! - [`feeds`]: blocklist feeds (`[feed.NAME]`): fetched off the engine loop (conditional GET,
+//!   last good copy on disk), enforced by the engine in interval sets of their own.
 //! - [`outbox`]: messages about bans for actions and the fleet, written with the decisions,
 //!   delivered by their own tasks with retries and bounds.
 //! - [`import`]: `f2b import-fail2ban`: fail2ban's configuration, filters and database → f2b's.
@@ -62,6 +64,7 @@ pub mod clock;
 pub mod config;
 pub mod dbus;
 pub mod engine;
+pub mod feeds;
 pub mod filter;
 pub mod firewall;
 pub mod import;

@@ -544,7 +544,56 @@ pub fn render(s: &Snapshot) -> String {
         s.now_us.saturating_sub(s.journal_us)
     };
     let _ = writeln!(o, "f2b_journal_lag_seconds {}", secs(lag));
+    feeds(&mut o, &s.feeds, family);
     o
+}
+
+/// `f2b_feed_*`: per blocklist feed.
+fn feeds(
+    o: &mut String,
+    feeds: &[crate::engine::FeedInfo],
+    family: impl Fn(&mut String, &str, &str, &str),
+) {
+    type FeedField = fn(&crate::engine::FeedInfo) -> String;
+    let families: [(&str, &str, &str, FeedField); 4] = [
+        (
+            "f2b_feed_entries",
+            "gauge",
+            "Good entries of the feed's list in force, by address family.",
+            |_| String::new(),
+        ),
+        (
+            "f2b_feed_elements",
+            "gauge",
+            "Ranges of the feed in the firewall (merged, ignored and own addresses cut out).",
+            |f| f.elements.to_string(),
+        ),
+        (
+            "f2b_feed_fetch_failures_total",
+            "counter",
+            "Fetches of the feed that brought nothing usable since f2bd started.",
+            |f| f.fetch_failures.to_string(),
+        ),
+        (
+            "f2b_feed_last_change_timestamp_seconds",
+            "gauge",
+            "When the feed's list last changed (Unix seconds; 0 = never).",
+            |f| secs(f.last_change_us),
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        family(o, name, kind, help);
+        for f in feeds {
+            let feed = label(&f.name);
+            if name == "f2b_feed_entries" {
+                let (v4, v6) = (f.entries_v4, f.entries_v6);
+                let _ = writeln!(o, "{name}{{feed=\"{feed}\",family=\"ipv4\"}} {v4}");
+                let _ = writeln!(o, "{name}{{feed=\"{feed}\",family=\"ipv6\"}} {v6}");
+            } else {
+                let _ = writeln!(o, "{name}{{feed=\"{feed}\"}} {}", value(f));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -594,6 +643,14 @@ mod tests {
                 cut: 1,
                 jails: [("sshd".to_string(), (40, 7))].into_iter().collect(),
             }],
+            feeds: vec![crate::engine::FeedInfo {
+                name: "drop".into(),
+                entries_v4: 1000,
+                entries_v6: 40,
+                elements: 990,
+                fetch_failures: 2,
+                ..Default::default()
+            }],
         };
         let text = render(&s);
         for line in [
@@ -614,6 +671,10 @@ mod tests {
             "f2b_file_lines_cut_total{file=\"/var/log/auth.log\"} 1",
             "f2b_file_lines_seen_total{jail=\"sshd\",file=\"/var/log/auth.log\"} 40",
             "f2b_file_lines_matched_total{jail=\"sshd\",file=\"/var/log/auth.log\"} 7",
+            "f2b_feed_entries{feed=\"drop\",family=\"ipv4\"} 1000",
+            "f2b_feed_entries{feed=\"drop\",family=\"ipv6\"} 40",
+            "f2b_feed_elements{feed=\"drop\"} 990",
+            "f2b_feed_fetch_failures_total{feed=\"drop\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

@@ -167,6 +167,7 @@ fn f2b_toml_5_documents_every_key() {
     let page = std::fs::read_to_string(repo().join("man/f2b.toml.5")).unwrap();
     let keys = f2b::config::JAIL_KEYS
         .iter()
+        .chain(f2b::config::FEED_KEYS)
         .chain(["state_dir", "history_max_age", "filter_dirs"].iter());
     for k in keys {
         assert!(

@@ -31,6 +31,9 @@ _f2b() {
             f2b,demo-journal)
                 cmd="f2b__subcmd__demo__subcmd__journal"
                 ;;
+            f2b,feeds)
+                cmd="f2b__subcmd__feeds"
+                ;;
             f2b,filters)
                 cmd="f2b__subcmd__filters"
                 ;;
@@ -102,6 +105,9 @@ _f2b() {
                 ;;
             f2b__subcmd__help,demo-journal)
                 cmd="f2b__subcmd__help__subcmd__demo__subcmd__journal"
+                ;;
+            f2b__subcmd__help,feeds)
+                cmd="f2b__subcmd__help__subcmd__feeds"
                 ;;
             f2b__subcmd__help,filters)
                 cmd="f2b__subcmd__help__subcmd__filters"
@@ -188,7 +194,7 @@ _f2b() {
 
     case "${cmd}" in
         f2b)
-            opts="-h -V --help --version import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set help"
+            opts="-h -V --help --version import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set feeds help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -285,6 +291,24 @@ _f2b() {
             fi
             case "${prev}" in
                 --entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        f2b__subcmd__feeds)
+            opts="-h --refresh --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -412,7 +436,7 @@ _f2b() {
             return 0
             ;;
         f2b__subcmd__help)
-            opts="import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set help"
+            opts="import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set feeds help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -482,6 +506,20 @@ _f2b() {
             return 0
             ;;
         f2b__subcmd__help__subcmd__demo__subcmd__journal)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        f2b__subcmd__help__subcmd__feeds)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -279,6 +279,23 @@ pub enum DaemonCmd {
         #[command(flatten)]
         bus: BusArgs,
     },
+    /// The blocklist feeds: entries, elements in the firewall, fetch times, bad lines, errors.
+    ///
+    /// ELEMENTS counts the ranges in the firewall (entries merged, ignored and own addresses
+    /// cut out). With --refresh, f2bd fetches the feeds (or FEED) first, with a conditional
+    /// request, and the list is shown once what they brought is enforced.
+    Feeds {
+        /// Fetch now (root or polkit), and wait until it is enforced.
+        #[arg(long)]
+        refresh: bool,
+        /// Only this feed.
+        #[arg(value_name = "FEED")]
+        name: Option<String>,
+        #[command(flatten)]
+        bus: BusArgs,
+        #[command(flatten)]
+        out: JsonArg,
+    },
 }
 
 /// `f2b test`.

@@ -16,6 +16,7 @@ pub mod args;
 pub mod client;
 pub mod daemon;
 pub mod error;
+pub mod feeds;
 pub mod monitor;
 pub mod offline;
 pub mod render;
@@ -141,6 +142,15 @@ fn daemon_command(cmd: DaemonCmd, w: &mut dyn Write) -> Result<u8, CliError> {
             DaemonCmd::Set { jail, setting, bus } => {
                 let c = Client::connect(bus.bus).await?;
                 daemon::set(&c, &jail, setting, w).await?
+            }
+            DaemonCmd::Feeds {
+                refresh,
+                name,
+                bus,
+                out: o,
+            } => {
+                let c = Client::connect(bus.bus).await?;
+                feeds::feeds(&c, name, refresh, Out { w, json: o.json }).await?
             }
         }
         Ok(EXIT_OK)

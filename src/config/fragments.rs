@@ -12,7 +12,9 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Problems};
 use super::limits;
-use super::raw::{closest, MergedDaemon, MergedJail, DAEMON_KEYS, JAIL_KEYS};
+use super::raw::{
+    closest, MergedDaemon, MergedFeed, MergedJail, DAEMON_KEYS, FEED_KEYS, JAIL_KEYS,
+};
 use super::LoadOptions;
 use crate::location::{line_of, Location};
 
@@ -97,6 +99,8 @@ pub(super) struct Merged {
     pub(super) daemon: MergedDaemon,
     pub(super) defaults: MergedJail,
     pub(super) jails: BTreeMap<String, (MergedJail, Location)>,
+    /// `[feed.NAME]` tables, with where each was first declared.
+    pub(super) feeds: BTreeMap<String, (MergedFeed, Location)>,
 }
 
 /// Parse and merge `files`; problems go to `problems`.
@@ -122,9 +126,14 @@ pub(super) fn merge(files: &[SourceFile], problems: &mut Problems) -> Merged {
                     m.defaults.set(k, v, |s| f.loc(s))
                 }),
                 "jail" => jails(f, value, &mut m.jails, problems),
+                "feed" => feeds(f, value, &mut m.feeds, problems),
                 other => problems.invalid(
                     at,
-                    unknown(other, "at the top level", &["daemon", "defaults", "jail"]),
+                    unknown(
+                        other,
+                        "at the top level",
+                        &["daemon", "defaults", "jail", "feed"],
+                    ),
                 ),
             }
         }
@@ -163,6 +172,41 @@ fn jails(
     }
 }
 
+/// `[feed.NAME]` tables.
+fn feeds(
+    f: &SourceFile,
+    value: &Spanned<DeValue<'_>>,
+    feeds: &mut BTreeMap<String, (MergedFeed, Location)>,
+    problems: &mut Problems,
+) {
+    let Some(table) = value.get_ref().as_table() else {
+        problems.invalid(
+            f.loc(value.span()),
+            "feed: expected tables [feed.NAME], one per feed",
+        );
+        return;
+    };
+    for (name, feed) in table {
+        let decl = f.loc(feed.span());
+        let name = name.get_ref().as_ref();
+        if !crate::firewall::nft::valid_name(name) {
+            let shown: String = name.chars().take(64).collect();
+            problems.invalid(
+                decl,
+                format!("feed name {shown:?}: use 1–32 characters of [A-Za-z0-9_-]"),
+            );
+            continue;
+        }
+        let entry = feeds
+            .entry(name.to_string())
+            .or_insert_with(|| (MergedFeed::default(), decl));
+        let section = format!("[feed.{name}]");
+        for_each(f, feed, &section, problems, |k, v| {
+            entry.0.set(k, v, |s| f.loc(s))
+        });
+    }
+}
+
 /// Set every key of the table `value` with `set`, reporting unknown keys and wrong types.
 fn for_each(
     f: &SourceFile,
@@ -178,6 +222,8 @@ fn for_each(
     let label = section.trim_matches(['[', ']']).replacen('.', " ", 1);
     let known = if section == "[daemon]" {
         DAEMON_KEYS
+    } else if section.starts_with("[feed.") {
+        FEED_KEYS
     } else {
         JAIL_KEYS
     };

@@ -7,12 +7,12 @@ use super::duration::{from_raw as dur, BanTime};
 use super::error::ConfigError;
 use super::ignore::IgnoreList;
 use super::limits;
-use super::ports::{parse_port, Services};
+use super::ports::{parse_port, parse_protocol, parse_verdict, Services};
 use super::raw::{closest, MergedJail, RawDur};
 use super::settings::{Increment, JailConfig, JailSource};
 use crate::filter::library::FilterLibrary;
 use crate::filter::{FilterDef, JournalMatch};
-use crate::firewall::{JailRules, PortRange, Protocol, Verdict};
+use crate::firewall::{JailRules, PortRange, Verdict};
 use crate::location::Location;
 
 /// Default `maxretry`, `findtime`, `bantime`, `ignoreip` and `bantime_maxtime`.
@@ -313,31 +313,12 @@ impl Resolver<'_> {
             None => Vec::new(),
         };
         let protocol = match get!(self, protocol) {
-            Some((p, l)) => match p.as_str() {
-                "tcp" => Protocol::Tcp,
-                "udp" => Protocol::Udp,
-                "tcp+udp" | "tcpudp" | "both" => Protocol::TcpUdp,
-                "all" if !ports.is_empty() => {
-                    return Err(self.err(l, "protocol", "\"all\" cannot be combined with ports"))
-                }
-                "all" => Protocol::All,
-                o => {
-                    return Err(self.err(
-                        l,
-                        "protocol",
-                        format!("{o:?} is not tcp, udp, tcp+udp or all"),
-                    ))
-                }
-            },
-            None if ports.is_empty() => Protocol::All,
-            None => Protocol::Tcp,
+            Some((p, l)) => parse_protocol(Some(p), !ports.is_empty())
+                .map_err(|e| self.err(l, "protocol", e))?,
+            None => parse_protocol(None, !ports.is_empty()).expect("a default"),
         };
         let verdict = match get!(self, action) {
-            Some((a, l)) => match a.as_str() {
-                "drop" => Verdict::Drop,
-                "reject" => Verdict::Reject,
-                o => return Err(self.err(l, "action", format!("{o:?} is not drop or reject"))),
-            },
+            Some((a, l)) => parse_verdict(Some(a)).map_err(|e| self.err(l, "action", e))?,
             None => Verdict::Drop,
         };
         Ok(JailRules {

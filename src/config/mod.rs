@@ -12,6 +12,7 @@
 
 pub mod duration;
 mod error;
+pub mod feeds;
 mod fragments;
 mod ignore;
 mod jail;
@@ -29,9 +30,10 @@ use std::time::Duration;
 pub use crate::system::local_addresses;
 pub use duration::{format_duration, parse_duration, BanTime};
 pub use error::ConfigError;
+pub use feeds::{FeedConfig, FeedFormat, FeedSource};
 pub use ignore::IgnoreList;
 pub use ports::{port_text, RawPort, Services};
-pub use raw::{RawDur, DAEMON_KEYS, JAIL_KEYS};
+pub use raw::{RawDur, DAEMON_KEYS, FEED_KEYS, JAIL_KEYS};
 pub use settings::{DaemonConfig, Increment, JailConfig, JailSource, Settings};
 
 use crate::filter::library::FilterLibrary;
@@ -151,12 +153,27 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
         jails.push(jail);
     }
     watched_jails_exist(&jails, &merged, &mut problems);
+    let mut feeds = Vec::new();
+    for (name, (m, decl)) in &merged.feeds {
+        let mut errors = Vec::new();
+        let defaults = merged.defaults.ignoreip.as_ref();
+        feeds.extend(feeds::resolve(
+            name,
+            m,
+            decl,
+            defaults,
+            &opts.services,
+            &mut errors,
+        ));
+        errors.into_iter().for_each(|e| problems.push(e));
+    }
     problems.finish(Settings {
         daemon,
         jails,
         filters,
         files: Vec::new(),
         library,
+        feeds,
     })
 }
 

@@ -237,6 +237,23 @@ keys! {
     }
 }
 
+keys! {
+    /// The keys of `[feed.NAME]`, merged over every file.
+    MergedFeed, FEED_KEYS {
+        enabled: bool,
+        url: String,
+        path: String,
+        refresh: RawDur,
+        format: String,
+        max_size: i64,
+        max_entries: i64,
+        ports: Vec<RawPort>,
+        protocol: String,
+        action: String,
+        ignoreip: Vec<String>,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

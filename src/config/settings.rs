@@ -114,6 +114,8 @@ pub struct Settings {
     /// The files read, in merge order.
     pub files: Vec<PathBuf>,
     pub library: FilterLibrary,
+    /// Every blocklist feed declared (`[feed.NAME]`), enabled or not, in name order.
+    pub feeds: Vec<super::feeds::FeedConfig>,
 }
 
 impl Settings {
@@ -122,5 +124,8 @@ impl Settings {
     }
     pub fn jail(&self, name: &str) -> Option<&JailConfig> {
         self.jails.iter().find(|j| j.name == name)
+    }
+    pub fn enabled_feeds(&self) -> impl Iterator<Item = &super::feeds::FeedConfig> {
+        self.feeds.iter().filter(|f| f.enabled)
     }
 }

@@ -359,3 +359,50 @@ fn filter_logpath_and_datepattern_are_checked() {
     let e = load_str("f2b.toml", "", &opts(&d)).unwrap_err().to_string();
     assert!(e.contains("f.toml:2") && e.contains("datepattern"), "{e}");
 }
+
+#[test]
+fn feeds_are_validated_key_by_key_with_their_lines() {
+    let d = filter_dir();
+    let s = load_str(
+        "f2b.toml",
+        "[defaults]\nignoreip = [\"192.0.2.0/24\"]\n[feed.drop]\nurl = \"https://example.org/drop.txt\"\n\
+         format = \"spamhaus-drop\"\nrefresh = \"12h\"\n[feed.local]\npath = \"/etc/f2b/list\"\n\
+         ports = [22]\nenabled = false\n",
+        &opts(&d),
+    )
+    .unwrap();
+    let drop = &s.feeds[0];
+    assert_eq!(drop.name, "drop");
+    assert_eq!(drop.format, FeedFormat::SpamhausDrop);
+    assert_eq!(drop.refresh, Duration::from_secs(12 * 3600));
+    assert_eq!(drop.max_size, feeds::MAX_SIZE);
+    assert_eq!(drop.protocol, Protocol::All);
+    assert!(
+        drop.ignore.contains("192.0.2.9".parse().unwrap()),
+        "[defaults] ignoreip"
+    );
+    let local = &s.feeds[1];
+    assert_eq!(local.source, FeedSource::Path("/etc/f2b/list".into()));
+    assert_eq!((local.protocol, local.ports.len()), (Protocol::Tcp, 1));
+    assert_eq!(s.enabled_feeds().count(), 1);
+
+    let e = err(
+        "[feed.a]\nurl = \"ftp://x/y\"\nrefresh = \"10s\"\n[feed.b]\nformat = \"csv\"\n\
+         [feed.c]\nurl = \"http://x/\"\npath = \"/x\"\nmax_size = 0\nrefrsh = 5\n[feed.\"bad name\"]\n",
+    );
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "f2b.toml:2: feed a: url: \"ftp://x/y\" is not an http:// or https:// URL",
+            "f2b.toml:3: feed a: refresh: must be at least 1m",
+            "f2b.toml:4: feed b: needs a url (http/https) or a path",
+            "f2b.toml:5: feed b: format: \"csv\" is not one of plain, spamhaus-drop, firehol",
+            "f2b.toml:8: feed c: path: give either url or path, not both",
+            "f2b.toml:9: feed c: max_size: must be a positive number",
+            "f2b.toml:10: unknown key \"refrsh\" in [feed.c]; did you mean \"refresh\"?",
+            "f2b.toml:11: feed name \"bad name\": use 1–32 characters of [A-Za-z0-9_-]",
+        ],
+        "{e}"
+    );
+}

@@ -8,10 +8,10 @@ use zbus::object_server::SignalEmitter;
 use zbus::OwnedVariant;
 
 use super::error::Result;
-use super::types::{BanRecord, HistoryEntry, PastBanRecord};
+use super::types::{BanRecord, FeedRecord, HistoryEntry, PastBanRecord};
 use super::{validate, Shared};
 use crate::engine::api::Query;
-use crate::engine::{Command, ReloadSummary};
+use crate::engine::{Command, FeedsCommand, ReloadSummary};
 
 /// Most history entries one `GetHistory` returns (the newest).
 pub const MAX_HISTORY: usize = 10_000;
@@ -198,6 +198,33 @@ impl Manager {
             unchanged,
         } = self.shared.engine.reload().await?;
         Ok((added, removed, changed, unchanged))
+    }
+
+    /// The blocklist feeds, in name order.
+    #[zbus(out_args("feeds"))]
+    async fn get_feeds(&self) -> Result<Vec<FeedRecord>> {
+        let list = (self.shared.engine)
+            .call(|reply| Command::Feeds(FeedsCommand::List(reply)))
+            .await?;
+        Ok(list.into_iter().map(FeedRecord::from).collect())
+    }
+
+    /// Fetch feed `name` (every feed when empty) now; returns once each was fetched and what
+    /// it brought is enforced.
+    async fn refresh_feeds(
+        &self,
+        name: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<()> {
+        self.shared.authorize(conn, &hdr).await?;
+        let name = (!name.is_empty()).then(|| name.to_string());
+        let done = (self.shared.engine)
+            .call(|reply| Command::Feeds(FeedsCommand::Refresh { name, reply }))
+            .await??;
+        // The sender is dropped once done (or when f2bd stops).
+        let _ = done.await;
+        Ok(())
     }
 
     /// An address was banned; `until_usec` = 0 for a permanent ban.

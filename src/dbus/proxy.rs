@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::error::Error;
-use super::types::{BanRecord, HistoryEntry, PastBanRecord};
+use super::types::{BanRecord, FeedRecord, HistoryEntry, PastBanRecord};
 
 /// `org.f2b.Manager1` at `/org/f2b`.
 #[zbus::proxy(
@@ -31,6 +31,13 @@ pub trait Manager1 {
 
     #[zbus(allow_interactive_auth)]
     fn ban(&self, jail: &str, address: &str, seconds: u64) -> Result<u64, Error>;
+
+    /// The blocklist feeds.
+    fn get_feeds(&self) -> Result<Vec<FeedRecord>, Error>;
+
+    /// Fetch a feed (every feed when empty) now; returns once enforced.
+    #[zbus(allow_interactive_auth)]
+    fn refresh_feeds(&self, name: &str) -> Result<(), Error>;
 
     #[zbus(allow_interactive_auth)]
     fn ban_with_options(

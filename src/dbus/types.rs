@@ -50,3 +50,49 @@ pub struct PastBanRecord {
     /// Ban start, µs since the epoch.
     pub start_usec: u64,
 }
+
+/// One blocklist feed: D-Bus signature `(ssstttttttasst)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, zbus::Type)]
+pub struct FeedRecord {
+    pub name: String,
+    /// URL or path.
+    pub source: String,
+    /// `plain`, `spamhaus-drop` or `firehol`.
+    pub format: String,
+    /// Good entries of the list in force.
+    pub entries_v4: u64,
+    pub entries_v6: u64,
+    /// Ranges in the firewall (merged, ignored and own addresses cut out).
+    pub elements: u64,
+    /// µs since the epoch; 0 = never.
+    pub last_fetch_usec: u64,
+    pub last_change_usec: u64,
+    pub next_refresh_usec: u64,
+    /// Bad lines of the last body read, and the first few by line number.
+    pub bad_lines: u64,
+    pub bad_examples: Vec<String>,
+    /// Why the last fetch or its enforcement failed ("" when all is well).
+    pub last_error: String,
+    /// Failed fetches since f2bd started.
+    pub fetch_failures: u64,
+}
+
+impl From<crate::engine::FeedInfo> for FeedRecord {
+    fn from(f: crate::engine::FeedInfo) -> Self {
+        FeedRecord {
+            name: f.name,
+            source: f.source,
+            format: f.format,
+            entries_v4: f.entries_v4,
+            entries_v6: f.entries_v6,
+            elements: f.elements,
+            last_fetch_usec: f.last_fetch_us,
+            last_change_usec: f.last_change_us,
+            next_refresh_usec: f.next_refresh_us,
+            bad_lines: f.bad_lines,
+            bad_examples: f.bad_examples,
+            last_error: f.last_error,
+            fetch_failures: f.fetch_failures,
+        }
+    }
+}

@@ -216,6 +216,49 @@ pub enum Command {
     Metrics(oneshot::Sender<MetricsSnapshot>),
     /// Read-only questions answered from the engine's state (`engine/queries.rs`).
     Query(Query),
+    /// Blocklist feeds (`engine/feeds.rs`).
+    Feeds(FeedsCommand),
+}
+
+/// Blocklist feeds: their tasks' news, and the control plane's questions.
+#[derive(Debug)]
+pub enum FeedsCommand {
+    /// From a feed's task; answered once the engine enforces it (or failed to).
+    Update(Box<crate::feeds::FeedUpdate>, oneshot::Sender<()>),
+    /// Every enabled feed, in name order.
+    List(oneshot::Sender<Vec<FeedInfo>>),
+    /// Fetch feed `name` (every feed when `None`) now. The answer comes at once; its receiver
+    /// completes once every one was fetched and what it brought is enforced.
+    Refresh {
+        name: Option<String>,
+        reply: oneshot::Sender<Result<oneshot::Receiver<()>, CommandError>>,
+    },
+}
+
+/// A blocklist feed as reported to clients (`f2b feeds`, metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FeedInfo {
+    pub name: String,
+    /// URL or path.
+    pub source: String,
+    /// `plain`, `spamhaus-drop` or `firehol`.
+    pub format: String,
+    /// Good entries of the list in force.
+    pub entries_v4: u64,
+    pub entries_v6: u64,
+    /// Ranges in the firewall (entries merged, ignored and own addresses cut out).
+    pub elements: u64,
+    /// µs since the epoch; 0 = never.
+    pub last_fetch_us: u64,
+    pub last_change_us: u64,
+    pub next_refresh_us: u64,
+    /// Bad lines of the last body read, and the first few ("line 7: …").
+    pub bad_lines: u64,
+    pub bad_examples: Vec<String>,
+    /// Why the last fetch or the enforcement failed ("" when all is well).
+    pub last_error: String,
+    /// Fetches that failed since f2bd started.
+    pub fetch_failures: u64,
 }
 
 /// One running filter's counters, for the metrics.
@@ -249,6 +292,8 @@ pub struct MetricsSnapshot {
     pub now_us: u64,
     /// The log files of file jails, with their counters.
     pub files: Vec<crate::source::files::FileView>,
+    /// The blocklist feeds.
+    pub feeds: Vec<FeedInfo>,
 }
 
 /// One past ban: (jail, address or prefix as text, ban start µs).

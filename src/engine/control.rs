@@ -83,6 +83,7 @@ impl Engine {
                 let _ = r.send(self.metrics());
             }
             Command::Query(q) => self.query(q),
+            Command::Feeds(c) => self.feeds_command(c),
         }
     }
 

@@ -502,6 +502,7 @@ impl Engine {
             ),
             Err(e) => warn!(error = %e, "firewall: re-applying {n} ban(s) failed: {e}"),
         }
+        self.restore_feeds().await;
     }
 
     /// Bring back bans, history, open windows and totals; re-apply the bans in one firewall

@@ -26,6 +26,7 @@
 pub mod api;
 mod control;
 mod enforce;
+mod feeds;
 mod ingest;
 mod notify;
 mod queries;
@@ -43,9 +44,10 @@ use tokio::sync::{broadcast, mpsc, watch};
 pub use crate::addr::host_text;
 pub use crate::clock::now_us;
 pub use api::{
-    BanInfo, Command, CommandError, EngineHandle, Event, FilterMetrics, JailInfo, JailSettings,
-    MetricsSnapshot, Origin, ReloadSummary, Tunable,
+    BanInfo, Command, CommandError, EngineHandle, Event, FeedInfo, FeedsCommand, FilterMetrics,
+    JailInfo, JailSettings, MetricsSnapshot, Origin, ReloadSummary, Tunable,
 };
+pub use feeds::STEP_ELEMENTS as FEED_STEP_ELEMENTS;
 pub use notify::FLEET_SINK;
 
 use crate::config::{LoadOptions, Settings};
@@ -150,6 +152,8 @@ pub struct Engine {
     positions: BTreeMap<String, String>,
     /// Outbox messages waiting for their decision to be enforced.
     held: notify::Held,
+    /// Blocklist feeds (`feeds.rs`).
+    feeds: feeds::Feeds,
 }
 
 impl Engine {
@@ -185,6 +189,7 @@ impl Engine {
             cursor: None,
             positions: BTreeMap::new(),
             held: notify::Held::default(),
+            feeds: feeds::Feeds::default(),
             settings,
             opts,
         };

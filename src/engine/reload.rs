@@ -83,6 +83,7 @@ impl Engine {
         }
         self.settings = new;
         self.history.max_age_us = crate::clock::usecs(self.settings.daemon.history_max_age);
+        self.reload_feeds().await;
         if !plan.remove.is_empty() {
             let c = Commit {
                 jails_removed: plan.remove.clone(),

@@ -135,6 +135,7 @@ impl Engine {
             files: (self.routes.files_view())
                 .map(|v| v.files())
                 .unwrap_or_default(),
+            feeds: self.feed_infos(),
         }
     }
 }

@@ -37,6 +37,10 @@ impl Engine {
             }
             self.restore_snapshot(snap).await;
         }
+        // Feeds' last good copies are kept only where the state is.
+        let feed_cache =
+            (self.opts.store.is_some()).then(|| self.settings.daemon.state_dir.join("feeds"));
+        self.start_feeds(feed_cache).await;
         self.start_reader(start)?;
         if let Some(r) = &self.opts.ready {
             let _ = r.send(true);
@@ -80,6 +84,8 @@ impl Engine {
                 }
                 _ = purge.tick() => self.purge().await,
                 Some(what) = recv_opt(&mut fw_events) => self.firewall_lost(what, &mut fw_events).await,
+                // Last: a feed's sync goes one bounded step at a time when nothing else waits.
+                _ = std::future::ready(()), if self.feeds.has_work() => self.feed_step().await,
             }
         }
         self.routes.stop_reader().await;
