@@ -24,6 +24,10 @@
 //! | `f2b_filter_entries_ignored_total` | counter: failregex hits cancelled by an ignoreregex | `jail`, `filter` |
 //! | `f2b_filter_entries_no_address_total` | counter: failregex hits without a usable address | `jail`, `filter` |
 //! | `f2b_filter_last_match_timestamp_seconds` | gauge: journal time of the newest match, 0 = none | `jail`, `filter` |
+//! | `f2b_file_lines_read_total` | counter: lines read from a log file (file jails) | `file` |
+//! | `f2b_file_lines_cut_total` | counter: lines longer than 16 KiB, cut | `file` |
+//! | `f2b_file_lines_seen_total` | counter: lines of the file given to the jail's filter | `jail`, `file` |
+//! | `f2b_file_lines_matched_total` | counter: failures the jail counted from the file | `jail`, `file` |
 //! | `f2b_journal_entries_read_total` | counter | |
 //! | `f2b_journal_last_entry_timestamp_seconds` | gauge: journal time of the newest entry processed | |
 //! | `f2b_journal_caught_up` | gauge: 1 once the startup backlog is processed | |
@@ -329,6 +333,59 @@ fn secs(us: u64) -> String {
     }
 }
 
+/// The log files of file jails: per file, and per file and jail.
+fn files(o: &mut String, s: &Snapshot) {
+    let family = |o: &mut String, name: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} counter");
+    };
+    type FileField = fn(&crate::source::files::FileView) -> u64;
+    let per_file: [(&str, &str, FileField); 2] = [
+        (
+            "f2b_file_lines_read_total",
+            "Lines read from the log file.",
+            |f| f.lines,
+        ),
+        (
+            "f2b_file_lines_cut_total",
+            "Lines of the log file longer than 16 KiB, cut there.",
+            |f| f.cut,
+        ),
+    ];
+    for (name, help, value) in per_file {
+        family(o, name, help);
+        for f in &s.files {
+            let _ = writeln!(o, "{name}{{file=\"{}\"}} {}", label(&f.path), value(f));
+        }
+    }
+    let per_jail: [(&str, &str, bool); 2] = [
+        (
+            "f2b_file_lines_seen_total",
+            "Lines of the log file given to the jail's filter.",
+            false,
+        ),
+        (
+            "f2b_file_lines_matched_total",
+            "Failures the jail counted from the log file.",
+            true,
+        ),
+    ];
+    for (name, help, matched) in per_jail {
+        family(o, name, help);
+        for f in &s.files {
+            for (jail, (seen, m)) in &f.jails {
+                let v = if matched { m } else { seen };
+                let _ = writeln!(
+                    o,
+                    "{name}{{jail=\"{}\",file=\"{}\"}} {v}",
+                    label(jail),
+                    label(&f.path)
+                );
+            }
+        }
+    }
+}
+
 /// Render a snapshot in the Prometheus text format.
 pub fn render(s: &Snapshot) -> String {
     let mut o = String::with_capacity(4096);
@@ -449,6 +506,7 @@ pub fn render(s: &Snapshot) -> String {
         }
     }
 
+    files(&mut o, s);
     family(
         &mut o,
         "f2b_journal_entries_read_total",
@@ -581,6 +639,13 @@ mod tests {
             journal_us: 1_700_000_000_000_000,
             caught_up: false,
             now_us: 1_700_000_010_000_000,
+            files: vec![crate::source::files::FileView {
+                path: "/var/log/auth.log".into(),
+                state: "following".into(),
+                lines: 50,
+                cut: 1,
+                jails: [("sshd".to_string(), (40, 7))].into_iter().collect(),
+            }],
             feeds: vec![crate::engine::FeedInfo {
                 name: "drop".into(),
                 entries_v4: 1000,
@@ -606,6 +671,10 @@ mod tests {
             "f2b_bans_pending 0",
             "f2b_journal_lag_seconds 10",
             "f2b_journal_caught_up 0",
+            "f2b_file_lines_read_total{file=\"/var/log/auth.log\"} 50",
+            "f2b_file_lines_cut_total{file=\"/var/log/auth.log\"} 1",
+            "f2b_file_lines_seen_total{jail=\"sshd\",file=\"/var/log/auth.log\"} 40",
+            "f2b_file_lines_matched_total{jail=\"sshd\",file=\"/var/log/auth.log\"} 7",
             "f2b_feed_entries{feed=\"drop\",family=\"ipv4\"} 1000",
             "f2b_feed_entries{feed=\"drop\",family=\"ipv6\"} 40",
             "f2b_feed_elements{feed=\"drop\"} 990",

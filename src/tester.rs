@@ -16,6 +16,7 @@ use crate::config::{JailConfig, Settings};
 use crate::engine::host_text;
 use crate::filter::{CompiledFilter, EntryCtx, FilterDef, JournalMatch, Outcome, Sessions};
 use crate::jail::{BanDecision, History, Jail, Verdict};
+use crate::source::date::find_any;
 use crate::source::syslog::SyslogParser;
 use crate::source::{
     self, JournalSpec, Route, RouteStats, SourceConfig, SourceError, SourceEvent, StartAt,
@@ -233,7 +234,8 @@ pub fn run(
 }
 
 /// Text: syslog lines (their ident selects the filter's programs, their pid and time feed
-/// sessions and the jail), or plain MESSAGE lines.
+/// sessions and the jail), or plain MESSAGE lines (their time from the filter's
+/// `datepattern`, as the file reader takes it).
 fn read_text(
     acc: &mut Acc<'_>,
     def: &FilterDef,
@@ -253,6 +255,7 @@ fn read_text(
     };
     let mut sessions = Sessions::default();
     let parser = SyslogParser::default();
+    let tz = jiff::tz::TimeZone::system();
     let base = crate::engine::now_us();
     for (i, line) in reader.split(b'\n').enumerate() {
         let line = line.map_err(read_err)?;
@@ -267,7 +270,9 @@ fn read_text(
         }
         let msg = l.message.trim_end();
         let ctx = EntryCtx {
-            time_us: l.time_us.unwrap_or(base + i as u64),
+            time_us: (l.time_us)
+                .or_else(|| find_any(&def.dates, msg, &tz))
+                .unwrap_or(base + i as u64),
             pid: l.pid,
             boot: 0,
         };
@@ -362,8 +367,8 @@ fn read_journal(
                 result = Err(TestError::Journal(e));
                 break;
             }
-            SourceEvent::CaughtUp => {}
-            SourceEvent::Ended => break,
+            SourceEvent::CaughtUp(_) => {}
+            SourceEvent::Ended(_) => break,
         }
     }
     reader.stop();

@@ -15,6 +15,8 @@ mod browser;
 mod common;
 #[path = "system/container.rs"]
 mod container;
+#[path = "system/files.rs"]
+mod files;
 #[path = "system/latency.rs"]
 mod latency;
 #[path = "system/mangen.rs"]

@@ -82,6 +82,7 @@ impl ConfigArgs {
             no_system_filters: self.filters.no_system_filters,
             default_text: Some(config::DEFAULT_CONFIG_TEXT),
             services,
+            os_ids: crate::system::os_ids(),
         }
     }
 }

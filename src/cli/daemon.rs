@@ -75,9 +75,18 @@ pub async fn status_jail(c: &Client, name: &str, out: Out<'_>) -> Result<(), Cli
         async move { jail.list_bans(off, n).await }
     })
     .await?;
+    // (A daemon from before file jails has no GetLogFiles: no files.)
+    let files = jail.get_log_files().await.unwrap_or_default();
     if out.json {
         let mut v = serde_json::to_value(&s)?;
         v["bans"] = serde_json::to_value(&bans)?;
+        v["log_files"] = serde_json::to_value(
+            (files.iter())
+                .map(|(path, state, lines, failures)| {
+                    json!({"path": path, "state": state, "lines": lines, "failures": failures})
+                })
+                .collect::<Vec<_>>(),
+        )?;
         return render::json(out.w, &v);
     }
     let w = out.w;
@@ -104,6 +113,19 @@ pub async fn status_jail(c: &Client, name: &str, out: Out<'_>) -> Result<(), Cli
     field(w, "Total failures", &s.total_failed.to_string())?;
     field(w, "Currently banned", &s.currently_banned.to_string())?;
     field(w, "Total banned", &s.total_banned.to_string())?;
+    if !files.is_empty() {
+        field(w, "Log files", "")?;
+        let mut t = Table::new(&["FILE", "STATE", "LINES", "FAILURES"]);
+        for (path, state, lines, failures) in &files {
+            t.row(vec![
+                path.clone(),
+                state.clone(),
+                lines.to_string(),
+                failures.to_string(),
+            ]);
+        }
+        t.indent(2).write(w)?;
+    }
     if bans.is_empty() {
         field(w, "Banned addresses", "none")?;
     } else {

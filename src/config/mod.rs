@@ -66,6 +66,9 @@ pub struct LoadOptions {
     /// Service names for `ports` (the binaries pass [`crate::system::services`]; the default
     /// knows only the well-known names).
     pub services: Services,
+    /// The host's distribution ids, most specific first ([`crate::system::os_ids`]): they
+    /// choose a filter's default log files (`[logpath]`) for file jails without `logpath`.
+    pub os_ids: Vec<String>,
 }
 
 /// The shipped default configuration (`packaging/f2b.toml`).
@@ -134,6 +137,7 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
             decl,
             library: &library,
             services: &opts.services,
+            os_ids: &opts.os_ids,
         };
         let jail = match r.build() {
             Ok(j) => j,
@@ -144,9 +148,9 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
         };
         // Compiled for every jail, enabled or not: `f2b start JAIL` then compiles nothing.
         {
-            if let JailSource::Journal { filter, mode, .. } = &jail.source {
+            if let Some((filter, mode)) = jail.source.filter_mode() {
                 let def = library.get(filter).expect("checked by the resolver");
-                match def.compile(mode.as_deref()) {
+                match def.compile(mode) {
                     Ok(c) => {
                         filters.insert(name.clone(), c);
                     }

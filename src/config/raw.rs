@@ -223,6 +223,7 @@ keys! {
         bantime_overalljails: bool,
         bantime_fastrebans: bool,
         max_tracked: i64,
+        logpath: Vec<String>,
         actions: Vec<String>,
     }
 }

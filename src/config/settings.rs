@@ -21,9 +21,29 @@ pub enum JailSource {
         matches: Vec<JournalMatch>,
     },
     /// f2b's own bans in other jails (`recidive` without parsing our log). Empty = all jails.
-    Bans { jails: Vec<String> },
-    /// Bans of fleet peers for jails this host does not run (`source = "fleet"`, issue 17).
+    Bans {
+        jails: Vec<String>,
+    },
     Fleet,
+    /// Lines of log files through a filter (`source = "file"`).
+    File {
+        filter: String,
+        mode: Option<String>,
+        /// Absolute paths and globs (`logpath`, else the filter's default for this host).
+        logpath: Vec<String>,
+    },
+}
+
+impl JailSource {
+    /// The filter and its mode, for jails that read a log (journal or files).
+    pub fn filter_mode(&self) -> Option<(&str, Option<&str>)> {
+        match self {
+            JailSource::Journal { filter, mode, .. } | JailSource::File { filter, mode, .. } => {
+                Some((filter, mode.as_deref()))
+            }
+            JailSource::Bans { .. } | JailSource::Fleet => None,
+        }
+    }
 }
 
 /// Incremental ban times for repeat offenders.
@@ -72,12 +92,9 @@ impl JailConfig {
         a == *other
     }
 
-    /// The filter name, for journal jails.
+    /// The filter name, for journal and file jails.
     pub fn filter_name(&self) -> Option<&str> {
-        match &self.source {
-            JailSource::Journal { filter, .. } => Some(filter),
-            JailSource::Bans { .. } | JailSource::Fleet => None,
-        }
+        self.source.filter_mode().map(|(f, _)| f)
     }
 }
 

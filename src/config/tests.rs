@@ -28,6 +28,7 @@ fn opts(dir: &tempfile::TempDir) -> LoadOptions {
         no_system_filters: true,
         default_text: None,
         services: Services::parse("gopher 70/tcp\n"),
+        os_ids: vec!["ubuntu".into(), "debian".into()],
     }
 }
 
@@ -286,6 +287,77 @@ fn jail_matches_on_a_forgeable_identifier_are_refused() {
         e.starts_with("f2b.toml:3:") && e.contains("forged") && e.contains("_SYSTEMD_UNIT"),
         "{e}"
     );
+}
+
+#[test]
+fn file_jails_need_absolute_logpaths_or_a_filter_default() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("weblog.toml"),
+        "failregex = ['^<HOST> fail$']\ndatepattern = \"clf\"\n[logpath]\ndebian = [\"/var/log/web/deb.log\"]\nrhel = [\"/var/log/web/rh.log\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("bare.toml"),
+        "failregex = ['^<HOST> fail$']\n",
+    )
+    .unwrap();
+    let load = |text: &str| load_str("f2b.toml", text, &opts(&d));
+    // ubuntu → debian (ID_LIKE) default.
+    let s = load("[jail.weblog]\nenabled = true\nsource = \"file\"\n").unwrap();
+    match &s.jail("weblog").unwrap().source {
+        JailSource::File {
+            logpath, filter, ..
+        } => {
+            assert_eq!(logpath, &["/var/log/web/deb.log"]);
+            assert_eq!(filter, "weblog");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        s.filters.contains_key("weblog"),
+        "compiled for the file jail"
+    );
+    let s = load("[jail.weblog]\nsource = \"file\"\nlogpath = [\"/srv/*/x.log\"]\n").unwrap();
+    assert!(matches!(&s.jail("weblog").unwrap().source,
+        JailSource::File { logpath, .. } if logpath == &["/srv/*/x.log"]));
+    let e = load("[jail.weblog]\nsource = \"file\"\n\nlogpath = [\"logs/x.log\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("f2b.toml:4:") && e.contains("logpath") && e.contains("absolute"),
+        "{e}"
+    );
+    let e = load("[jail.bare]\nenabled = true\nsource = \"file\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("f2b.toml:3:") && e.contains("needs logpath"),
+        "{e}"
+    );
+    let e = load("[jail.weblog]\nsource = \"file\"\nmatches = [\"_UID=0\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("f2b.toml:3:") && e.contains("logpath"), "{e}");
+}
+
+#[test]
+fn filter_logpath_and_datepattern_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("f.toml"),
+        "failregex = ['^<HOST> x$']\n[logpath]\ndebian = [\"var/log/x\"]\n",
+    )
+    .unwrap();
+    let e = load_str("f2b.toml", "", &opts(&d)).unwrap_err().to_string();
+    assert!(e.contains("f.toml:3") && e.contains("absolute"), "{e}");
+    std::fs::write(
+        d.path().join("f.toml"),
+        "failregex = ['^<HOST> x$']\ndatepattern = \"%Y\"\n",
+    )
+    .unwrap();
+    let e = load_str("f2b.toml", "", &opts(&d)).unwrap_err().to_string();
+    assert!(e.contains("f.toml:2") && e.contains("datepattern"), "{e}");
 }
 
 #[test]

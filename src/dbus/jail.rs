@@ -119,6 +119,18 @@ impl JailObject {
             .await??)
     }
 
+    /// The log files this file jail follows: (path, state, lines given to its filter,
+    /// failures found); empty for other jails.
+    #[zbus(out_args("files"))]
+    async fn get_log_files(&self) -> Result<Vec<(String, String, u64, u64)>> {
+        let jail = self.name.clone();
+        Ok(self
+            .shared
+            .engine
+            .call(|reply| Command::Query(Query::LogFiles { jail, reply }))
+            .await??)
+    }
+
     /// Enable the jail at run time (until the next reload).
     async fn start(
         &self,

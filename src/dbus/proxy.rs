@@ -88,6 +88,9 @@ pub trait Jail1 {
     /// The journal matches the jail reads.
     fn get_journal_matches(&self) -> Result<Vec<String>, Error>;
 
+    /// The log files a file jail follows: (path, state, lines, failures).
+    fn get_log_files(&self) -> Result<Vec<(String, String, u64, u64)>, Error>;
+
     #[zbus(allow_interactive_auth)]
     fn start(&self) -> Result<(), Error>;
 

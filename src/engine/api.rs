@@ -357,6 +357,8 @@ pub struct MetricsSnapshot {
     pub caught_up: bool,
     /// Wall clock when the snapshot was taken, µs.
     pub now_us: u64,
+    /// The log files of file jails, with their counters.
+    pub files: Vec<crate::source::files::FileView>,
     /// The blocklist feeds.
     pub feeds: Vec<FeedInfo>,
     /// The fleet (issue 17), when configured.
@@ -384,7 +386,16 @@ pub enum Query {
     },
     /// What the firewall enforces, read back from it (answered off the engine loop).
     Firewall(oneshot::Sender<FirewallState>),
+    /// The log files a file jail follows: (path, state, lines given to its filter, failures
+    /// found); empty for other jails.
+    LogFiles {
+        jail: String,
+        reply: oneshot::Sender<Result<Vec<LogFile>, CommandError>>,
+    },
 }
+
+/// A followed log file of a jail: (path, state, lines given to its filter, failures found).
+pub type LogFile = (String, String, u64, u64);
 
 /// The firewall as read back from the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -301,7 +301,7 @@ impl Engine {
         }
         let mut rules = self.rules();
         if enabled {
-            if let JailSource::Journal { .. } = &cfg.source {
+            if let JailSource::Journal { .. } | JailSource::File { .. } = &cfg.source {
                 if !self.settings.filters.contains_key(name) {
                     return Err(CommandError::InvalidConfig(format!(
                         "jail {name}: its filter was not compiled; reload the configuration"

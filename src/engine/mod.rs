@@ -14,7 +14,8 @@
 //!   metric or history row claims a ban that is not enforced);
 //! - [`control`]: the commands of the control plane (ban, unban, start/stop, tunables);
 //! - [`reload`]: a new configuration as a pure plan, committed only once the firewall took it;
-//! - [`routes`]: which jails read which source, and the reader threads;
+//! - [`routes`]: which jails read which source (the journal, log files), and the reader
+//!   threads;
 //! - [`report`]: jail info, metrics snapshots, systemd STATUS;
 //! - [`queries`]: read-only questions answered from the engine's state.
 //!
@@ -67,7 +68,7 @@ pub enum EngineError {
     Source(#[from] crate::source::SourceError),
     #[error("firewall setup: {0}")]
     Firewall(#[from] crate::firewall::FirewallError),
-    #[error("journal reader failed: {0}")]
+    #[error("reader failed: {0}")]
     Reader(String),
 }
 
@@ -152,6 +153,8 @@ pub struct Engine {
     self_addrs: Vec<IpNet>,
     entries_read: u64,
     cursor: Option<String>,
+    /// The other readers' positions (log files), as last committed.
+    positions: BTreeMap<String, String>,
     /// Outbox messages waiting for their decision to be enforced.
     held: notify::Held,
     /// Blocklist feeds (`feeds.rs`).
@@ -191,6 +194,7 @@ impl Engine {
             self_addrs,
             entries_read: 0,
             cursor: None,
+            positions: BTreeMap::new(),
             held: notify::Held::default(),
             feeds: feeds::Feeds::default(),
             peers: peers::PeerBans::default(),

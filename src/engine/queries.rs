@@ -20,6 +20,15 @@ impl Engine {
             Query::JournalMatches { jail, reply } => {
                 let _ = reply.send(self.journal_matches(&jail));
             }
+            Query::LogFiles { jail, reply } => {
+                let files = match self.settings.jail(&jail) {
+                    None => Err(CommandError::NoSuchJail(jail)),
+                    Some(_) => Ok((self.routes.files_view())
+                        .map(|v| v.of_jail(&jail))
+                        .unwrap_or_default()),
+                };
+                let _ = reply.send(files);
+            }
             Query::Firewall(reply) => {
                 // Listing a large set takes a while: the firewall worker answers, not the loop.
                 let fw = self.opts.firewall.clone();
@@ -62,7 +71,7 @@ impl Engine {
         };
         Ok(match &cfg.source {
             JailSource::Journal { matches, .. } => matches.iter().map(|m| m.to_string()).collect(),
-            JailSource::Bans { .. } | JailSource::Fleet => Vec::new(),
+            JailSource::Bans { .. } | JailSource::Fleet | JailSource::File { .. } => Vec::new(),
         })
     }
 

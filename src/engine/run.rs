@@ -33,6 +33,7 @@ impl Engine {
                     start = StartAt::Cursor(c.clone());
                     self.cursor = Some(c.clone());
                 }
+                self.positions = snap.positions.clone();
             }
             self.restore_snapshot(snap).await;
         }

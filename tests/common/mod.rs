@@ -11,7 +11,8 @@
 //! - [`bus`]: a private, system-like `dbus-daemon`;
 //! - [`f2bd`]: the real `f2bd` process, ready when it says READY=1 on a notify socket;
 //! - [`cgroup`]: a cgroup subtree of a test, where journald sees processes as units;
-//! - [`journald`]: a private `systemd-journald` that real services log to, as their units.
+//! - [`journald`]: a private `systemd-journald` that real services log to, as their units;
+//! - [`logrotate`]: the real `logrotate` run on a test's log files.
 //!
 //! Everything started here is stopped and removed on drop, also when a test panics.
 
@@ -25,6 +26,7 @@ pub mod f2bd;
 pub mod http;
 pub mod journal;
 pub mod journald;
+pub mod logrotate;
 pub mod nats;
 pub mod netns;
 pub mod probe;
