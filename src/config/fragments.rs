@@ -97,6 +97,8 @@ pub(super) struct Merged {
     pub(super) daemon: MergedDaemon,
     pub(super) defaults: MergedJail,
     pub(super) jails: BTreeMap<String, (MergedJail, Location)>,
+    /// `[action.NAME]` tables, with where each was first declared.
+    pub(super) actions: BTreeMap<String, (super::actions::MergedAction, Location)>,
 }
 
 /// Parse and merge `files`; problems go to `problems`.
@@ -122,9 +124,14 @@ pub(super) fn merge(files: &[SourceFile], problems: &mut Problems) -> Merged {
                     m.defaults.set(k, v, |s| f.loc(s))
                 }),
                 "jail" => jails(f, value, &mut m.jails, problems),
+                "action" => super::actions::merge(f, value, &mut m.actions, problems),
                 other => problems.invalid(
                     at,
-                    unknown(other, "at the top level", &["daemon", "defaults", "jail"]),
+                    unknown(
+                        other,
+                        "at the top level",
+                        &["daemon", "defaults", "jail", "action"],
+                    ),
                 ),
             }
         }

@@ -10,6 +10,7 @@
 //! Nothing here touches the system: the facts it needs (the services table) come in
 //! [`LoadOptions`] from [`crate::system`], so `f2b check` and a reload validate safely.
 
+mod actions;
 pub mod duration;
 mod error;
 mod fragments;
@@ -27,6 +28,9 @@ use std::time::Duration;
 /// Moved to [`crate::system::local_addresses`] (the configuration does not read the system);
 /// kept here for the callers that still use this path.
 pub use crate::system::local_addresses;
+pub use actions::{
+    parse_header_lines, ActionConfig, ActionKind, MailTls, Secret, ABUSEIPDB_URL, ACTION_KEYS,
+};
 pub use duration::{format_duration, parse_duration, BanTime};
 pub use error::ConfigError;
 pub use ignore::IgnoreList;
@@ -147,7 +151,10 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
         jails.push(jail);
     }
     watched_jails_exist(&jails, &merged, &mut problems);
+    let actions = actions::resolve(&merged.actions, &mut problems);
+    actions::check_jail_actions(&jails, &merged, &merged.actions, &mut problems);
     problems.finish(Settings {
+        actions,
         daemon,
         jails,
         filters,

@@ -98,6 +98,8 @@ pub struct Settings {
     /// The files read, in merge order.
     pub files: Vec<PathBuf>,
     pub library: FilterLibrary,
+    /// `[action.NAME]` tables, by name.
+    pub actions: BTreeMap<String, super::ActionConfig>,
 }
 
 impl Settings {

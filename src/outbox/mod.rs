@@ -16,6 +16,7 @@
 
 mod deliver;
 mod notice;
+mod template;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -24,6 +25,7 @@ use std::sync::{Arc, Mutex};
 
 pub use deliver::{Deliverer, OutboxHandle};
 pub use notice::{Notice, NoticeEvent};
+pub use template::{Escape, Template};
 
 /// Failed deliveries of one message before it is given up (and counted as failed).
 pub const MAX_ATTEMPTS: u32 = 12;
