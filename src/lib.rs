@@ -56,6 +56,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod action;
 pub mod addr;
 pub mod cli;
 pub mod clock;

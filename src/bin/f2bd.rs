@@ -177,6 +177,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         (Some(h), Some(snap))
     };
+    // The actions' sinks (issue 16), fed from the outbox; always there, so that a reload can
+    // add actions. Messages left from the last run are handed over by the engine at start.
+    let sinks = f2b::action::sinks(&settings)?;
+    let outbox = f2b::outbox::Deliverer::spawn(sinks, store.clone());
     let (ready_tx, mut ready_rx) = watch::channel(false);
     let (status_tx, mut status_rx) = watch::channel(String::new());
     let watchdog = sd_notify::watchdog_enabled();
@@ -199,7 +203,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         resume,
         firewall_events: Some(fw_rx),
         notice,
-        outbox: None,
+        outbox: Some(outbox),
         host: f2b::system::host_name(),
     };
     let jails: Vec<String> = settings.enabled_jails().map(|j| j.name.clone()).collect();

@@ -45,6 +45,8 @@ keys! {
     }
 }
 
+const _: () = assert!(ACTION_FIELDS.len() == ACTION_KEYS.len());
+
 /// Every key `[action.NAME]` accepts (`type` is the field `kind`).
 pub const ACTION_KEYS: &[&str] = &[
     "type",
@@ -200,7 +202,8 @@ pub enum ActionKind {
         credentials: Option<Secret>,
         /// One mail per this period listing the events; zero: one mail per event.
         digest: Duration,
-        subject: Template,
+        /// `None`: [`MAIL_SUBJECT`], or [`DIGEST_SUBJECT`] with a digest.
+        subject: Option<Template>,
         body: Template,
     },
     AbuseIpdb {
@@ -238,6 +241,8 @@ impl ActionConfig {
 
 /// Default mail subject and body (per event).
 pub const MAIL_SUBJECT: &str = "[f2b] {host}: {event} {address} in {jail}";
+/// The subject of a digest (`{count}`: how many events it lists).
+pub const DIGEST_SUBJECT: &str = "[f2b] {host}: {count} event(s)";
 pub const MAIL_BODY: &str = "{time} {event} {address} in jail {jail} on {host}: {failures} \
                              failure(s), ban time {bantime} s, ban #{bancount}\n{lines}\n";
 
@@ -602,8 +607,8 @@ impl Resolver<'_> {
             None => Duration::ZERO,
         };
         let subject = match &m.subject {
-            Some(v) => self.template(v, "subject", &["count"])?,
-            None => Template::parse(MAIL_SUBJECT, &[]).expect("default subject"),
+            Some(v) => Some(self.template(v, "subject", &["count"])?),
+            None => None,
         };
         let body = match &m.body {
             Some(v) => self.template(v, "body", &[])?,

@@ -30,6 +30,7 @@ use std::time::Duration;
 pub use crate::system::local_addresses;
 pub use actions::{
     parse_header_lines, ActionConfig, ActionKind, MailTls, Secret, ABUSEIPDB_URL, ACTION_KEYS,
+    DIGEST_SUBJECT, MAIL_BODY, MAIL_SUBJECT,
 };
 pub use duration::{format_duration, parse_duration, BanTime};
 pub use error::ConfigError;

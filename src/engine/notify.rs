@@ -26,8 +26,9 @@ fn key(d: &BanDecision) -> (String, IpNet, u64) {
 }
 
 impl Engine {
-    /// The sinks that hear of `jail`'s bans and unbans: its actions, and the fleet.
-    fn sinks_for(&self, jail: &str) -> Vec<String> {
+    /// The sinks that hear of `jail`'s `event`: its actions that take the event, and the
+    /// fleet.
+    fn sinks_for(&self, jail: &str, event: NoticeEvent) -> Vec<String> {
         let Some(outbox) = &self.opts.outbox else {
             return Vec::new();
         };
@@ -37,7 +38,9 @@ impl Engine {
         if outbox.has(FLEET_SINK) {
             sinks.push(FLEET_SINK.to_string());
         }
-        sinks.retain(|s| outbox.has(s));
+        let takes =
+            |s: &String| (self.settings.actions.get(s)).is_none_or(|a| a.events.contains(&event));
+        sinks.retain(|s| outbox.has(s) && takes(s));
         sinks.dedup();
         sinks
     }
@@ -63,7 +66,7 @@ impl Engine {
     }
 
     fn rows(&mut self, notice: &Notice, ready: bool) -> Vec<OutboxRow> {
-        let sinks = self.sinks_for(&notice.jail);
+        let sinks = self.sinks_for(&notice.jail, notice.event);
         if sinks.is_empty() {
             return Vec::new();
         }
@@ -141,7 +144,7 @@ impl Engine {
 
     /// An unban (expiry, by hand, a jail stopped): its message, ready at once.
     pub(super) async fn notify_unban(&mut self, jail: &str, net: IpNet, origin: &str) {
-        if self.opts.outbox.is_none() || self.sinks_for(jail).is_empty() {
+        if self.opts.outbox.is_none() || self.sinks_for(jail, NoticeEvent::Unban).is_empty() {
             return;
         }
         let n = Notice {
