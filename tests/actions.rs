@@ -94,3 +94,194 @@ fn a_ban_reaches_a_webhook_and_a_command_within_two_seconds() {
     assert!(ran < WITHIN, "command after {ran:?}");
     d.stop();
 }
+
+/// An SMTP server (Debian's python3-aiosmtpd, storing into a Maildir) in the attacker's
+/// namespace on ATK4_B:2525.
+struct Smtp {
+    child: std::process::Child,
+    maildir: tempfile::TempDir,
+}
+
+impl Smtp {
+    fn start(ns: &NetNs) -> Option<Smtp> {
+        let py = "/usr/bin/python3";
+        let ok = std::process::Command::new(py)
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIP: python3-aiosmtpd is not installed");
+            return None;
+        }
+        let maildir = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(py);
+        cmd.args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("{}:2525", Pair::ATK4_B))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("box"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = ns.spawn_cmd(&mut cmd);
+        wait_for(Duration::from_secs(10), "aiosmtpd to listen", || {
+            ns.listening(2525)
+        });
+        Some(Smtp { child, maildir })
+    }
+
+    /// The mails received, as text.
+    fn mails(&self) -> Vec<String> {
+        let dir = self.maildir.path().join("box/new");
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A flood of bans with `digest` set: a few mails that list every banned address, not a
+/// mail storm.
+#[test]
+fn a_flood_of_bans_becomes_a_digest_mail() {
+    if !root_and_tools_or_skip("a_flood_of_bans_becomes_a_digest_mail") {
+        return;
+    }
+    let pair = Pair::new();
+    let Some(smtp) = Smtp::start(&pair.atk) else {
+        return;
+    };
+    let config = format!(
+        "{}[action.mail]\ntype = \"mail\"\nserver = \"{}\"\nport = 2525\ntls = \"none\"\n\
+         from = \"f2b <f2b@example.org>\"\nto = [\"ops@example.org\", \"sec@example.org\"]\n\
+         digest = \"2s\"\nevents = [\"ban\"]\n",
+        jail("\"mail\""),
+        Pair::ATK4_B
+    );
+    let d = F2bd::with_config(&config).netns(&pair.srv).start();
+    let t = now_us();
+    let addrs: Vec<String> = (1..=60).map(|i| format!("198.51.100.{i}")).collect();
+    d.journal(
+        (addrs.iter().enumerate())
+            .flat_map(|(i, a)| [fail(t + 2 * i as u64, a), fail(t + 2 * i as u64 + 1, a)])
+            .collect(),
+    );
+    let mails = poll_for(Duration::from_secs(20), || {
+        let m = smtp.mails();
+        let all = addrs
+            .iter()
+            .all(|a| m.iter().any(|mail| mail.contains(&format!(" {a} "))));
+        all.then_some(m)
+    })
+    .unwrap_or_else(|| panic!("not every ban was mailed: {:#?}\n{}", smtp.mails(), d.log()));
+    assert!(mails.len() <= 3, "{} mails for 60 bans", mails.len());
+    let first = &mails[0];
+    assert!(
+        first.contains("To: ops@example.org, sec@example.org"),
+        "{first}"
+    );
+    assert!(first.contains("event(s)"), "{first}");
+    eprintln!("60 bans → {} mail(s)", mails.len());
+    d.stop();
+}
+
+/// Messages written while the webhook endpoint is down survive a kill -9 of f2bd and are
+/// delivered, each once, after the restart once the endpoint is up.
+#[test]
+fn no_notification_is_lost_across_a_kill_9() {
+    if !root_and_tools_or_skip("no_notification_is_lost_across_a_kill_9") {
+        return;
+    }
+    let pair = Pair::new();
+    let url = format!("http://{}:8081/hook", Pair::ATK4_B);
+    let config = format!(
+        "{}[action.hook]\ntype = \"webhook\"\nurl = \"{url}\"\ntimeout = \"2s\"\n",
+        jail("\"hook\"")
+    );
+    let d = F2bd::with_config(&config).netns(&pair.srv).start();
+    let t = now_us();
+    let addrs: Vec<String> = (1..=5).map(|i| format!("203.0.113.{i}")).collect();
+    d.journal(
+        (addrs.iter())
+            .flat_map(|a| [fail(t, a), fail(t + 1, a)])
+            .collect(),
+    );
+    // Every ban decided, and the endpoint refused at least once.
+    wait_for(Duration::from_secs(10), "a failed delivery", || {
+        d.log().contains("delivery failed")
+    });
+    let home = d.kill9();
+    let hook = Receiver::start(Some(&pair.atk), &format!("{}:8081", Pair::ATK4_B));
+    let d = F2bd::in_home(home).netns(&pair.srv).start();
+    // The first retry is due 2 s after the failure (4 s after a second one).
+    let got = hook.wait(5, Duration::from_secs(20));
+    let mut seen: Vec<String> = (got.iter())
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            v["address"].as_str().unwrap().to_string()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, addrs, "{}", d.log());
+    d.stop();
+}
+
+/// AbuseIPDB's API, stood in for by a local server: the report carries the key, the
+/// address, the jail's categories and a comment without this host's address or name; a 429
+/// is retried after its Retry-After, not before.
+#[test]
+fn abuseipdb_reports_respect_the_rate_limit() {
+    if !root_and_tools_or_skip("abuseipdb_reports_respect_the_rate_limit") {
+        return;
+    }
+    let pair = Pair::new();
+    let api = Receiver::start(Some(&pair.atk), &format!("{}:0", Pair::ATK4_B));
+    api.reply_next(429, &["Retry-After: 3"]);
+    let builder = F2bd::with_config("");
+    std::fs::write(builder.home().join("abuseipdb.key"), "test-key-123\n").unwrap();
+    let config = format!(
+        "{}[action.report]\ntype = \"abuseipdb\"\nkey_file = \"abuseipdb.key\"\n\
+         url = \"http://{}/api/v2/report\"\ncategories = {{ ssh = [18, 22] }}\n",
+        jail("\"report\""),
+        api.addr
+    );
+    std::fs::write(builder.home().join("f2b.toml"), config).unwrap();
+    let d = builder.netns(&pair.srv).start();
+    let host = f2b::system::host_name();
+    let t = now_us();
+    let line = format!(
+        "Failed password for admin@{host} on {} from 100.24.1.7 port 50000 ssh2",
+        Pair::SRV4
+    );
+    d.journal(vec![ssh(t, &line), ssh(t + 1, &line)]);
+    let got = api.wait(2, Duration::from_secs(15));
+    let gap = got[1].at - got[0].at;
+    assert!(gap >= Duration::from_secs(3), "retried after {gap:?}");
+    let r = &got[1];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.header("key"), Some("test-key-123"));
+    assert_eq!(r.header("accept"), Some("application/json"));
+    let form = r.form();
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(field("ip").as_deref(), Some("100.24.1.7"));
+    assert_eq!(field("categories").as_deref(), Some("18,22"));
+    let comment = field("comment").unwrap();
+    assert!(comment.contains("from 100.24.1.7 port 50000"), "{comment}");
+    assert!(
+        !comment.contains(Pair::SRV4) && !comment.contains(&host),
+        "{comment}"
+    );
+    assert!(field("timestamp").is_some());
+    // Unbans are not reported; only the one report arrived.
+    assert_eq!(api.requests().len(), 2);
+    d.stop();
+}
