@@ -486,7 +486,58 @@ pub fn render(s: &Snapshot) -> String {
         s.now_us.saturating_sub(s.journal_us)
     };
     let _ = writeln!(o, "f2b_journal_lag_seconds {}", secs(lag));
+    render_actions(&mut o, &s.actions);
     o
+}
+
+/// The actions' delivery counters (issue 16): `f2b_action_*{action="NAME",type="TYPE"}`.
+fn render_actions(o: &mut String, actions: &[crate::engine::ActionStatus]) {
+    type Field = fn(&crate::outbox::SinkStats) -> u64;
+    let families: [(&str, &str, &str, Field); 5] = [
+        (
+            "f2b_action_sent_total",
+            "counter",
+            "Messages the action delivered.",
+            |s| s.sent,
+        ),
+        (
+            "f2b_action_failed_total",
+            "counter",
+            "Messages given up (a permanent error, or too many attempts).",
+            |s| s.failed,
+        ),
+        (
+            "f2b_action_dropped_total",
+            "counter",
+            "Messages dropped: too many waiting, or the action was removed.",
+            |s| s.dropped,
+        ),
+        (
+            "f2b_action_pending",
+            "gauge",
+            "Messages waiting for delivery.",
+            |s| s.pending,
+        ),
+        (
+            "f2b_action_retries_total",
+            "counter",
+            "Failed delivery attempts (each retry).",
+            |s| s.retries,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} {kind}");
+        for a in actions {
+            let _ = writeln!(
+                o,
+                "{name}{{action=\"{}\",type=\"{}\"}} {}",
+                label(&a.name),
+                label(&a.kind),
+                value(&a.stats)
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -529,6 +580,17 @@ mod tests {
             journal_us: 1_700_000_000_000_000,
             caught_up: false,
             now_us: 1_700_000_010_000_000,
+            actions: vec![crate::engine::ActionStatus {
+                name: "hook".into(),
+                kind: "webhook".into(),
+                stats: crate::outbox::SinkStats {
+                    sent: 7,
+                    failed: 1,
+                    dropped: 2,
+                    pending: 3,
+                    retries: 4,
+                },
+            }],
         };
         let text = render(&s);
         for line in [
@@ -545,6 +607,11 @@ mod tests {
             "f2b_bans_pending 0",
             "f2b_journal_lag_seconds 10",
             "f2b_journal_caught_up 0",
+            "f2b_action_sent_total{action=\"hook\",type=\"webhook\"} 7",
+            "f2b_action_failed_total{action=\"hook\",type=\"webhook\"} 1",
+            "f2b_action_dropped_total{action=\"hook\",type=\"webhook\"} 2",
+            "f2b_action_pending{action=\"hook\",type=\"webhook\"} 3",
+            "f2b_action_retries_total{action=\"hook\",type=\"webhook\"} 4",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

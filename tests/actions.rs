@@ -285,3 +285,104 @@ fn abuseipdb_reports_respect_the_rate_limit() {
     assert_eq!(api.requests().len(), 2);
     d.stop();
 }
+
+fn f2b_cli(bus: &PrivateBus, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_f2b"))
+        .arg(args[0])
+        .args(["--bus", &bus.address])
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "f2b {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The row of `action` in `f2b status`'s action table, split into columns.
+fn action_row(status: &str, action: &str) -> Option<Vec<String>> {
+    status
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .find(|c| c.first().map(String::as_str) == Some(action))
+}
+
+/// Per-action counters in `f2b status` and over D-Bus (GetActions); a reload that adds an
+/// action and removes another switches the sinks without a restart.
+#[test]
+fn counters_are_shown_and_a_reload_switches_actions() {
+    if !root_or_skip("counters_are_shown_and_a_reload_switches_actions") {
+        return;
+    }
+    let bus = PrivateBus::start();
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("later.out");
+    let base = jail("\"ok\", \"bad\"");
+    let config = format!(
+        "{base}[action.ok]\ntype = \"command\"\ncommand = [\"/bin/true\", \"{{address}}\"]\n\
+         [action.bad]\ntype = \"command\"\ncommand = [\"/bin/sh\", \"-c\", \"echo no >&2; exit 3\"]\n"
+    );
+    let d = F2bd::start(&bus, &config);
+    let t = now_us();
+    d.journal(vec![fail(t, "198.51.100.1"), fail(t + 1, "198.51.100.1")]);
+    let status = poll_for(Duration::from_secs(10), || {
+        let s = f2b_cli(&bus, &["status"]);
+        let bad = action_row(&s, "bad")?;
+        (action_row(&s, "ok")?[2] == "1" && bad[6] != "0").then_some(s)
+    })
+    .unwrap_or_else(|| panic!("no counters: {}\n{}", f2b_cli(&bus, &["status"]), d.log()));
+    // ACTION TYPE SENT FAILED DROPPED PENDING RETRIES
+    assert_eq!(
+        action_row(&status, "ok").unwrap()[1..6],
+        ["command", "1", "0", "0", "0"]
+    );
+    assert_eq!(
+        action_row(&status, "bad").unwrap()[1..6],
+        ["command", "0", "0", "0", "1"]
+    );
+    // The command's stderr reached the log.
+    assert!(d.log().contains("exit status: 3"), "{}", d.log());
+    let reply = bus.busctl_ok(&[
+        "call",
+        "org.f2b",
+        "/org/f2b",
+        "org.f2b.Manager1",
+        "GetActions",
+    ]);
+    assert!(
+        reply.starts_with("a(ssttttt) 2 \"bad\" \"command\" 0 0 0 1"),
+        "{reply}"
+    );
+
+    // Reload: "bad" goes (its waiting message is dropped), "later" comes.
+    let config = format!(
+        "{}[action.ok]\ntype = \"command\"\ncommand = [\"/bin/true\", \"{{address}}\"]\n\
+         [action.later]\ntype = \"command\"\ncommand = [\"/bin/sh\", \"-c\", 'echo \"$1\" >> {}', \"-\", \"{{address}}\"]\n",
+        jail("\"ok\", \"later\""),
+        out.display()
+    );
+    std::fs::write(d.config(), config).unwrap();
+    f2b_cli(&bus, &["reload"]);
+    let reply = bus.busctl_ok(&[
+        "call",
+        "org.f2b",
+        "/org/f2b",
+        "org.f2b.Manager1",
+        "GetActions",
+    ]);
+    assert!(
+        reply.starts_with(
+            "a(ssttttt) 2 \"later\" \"command\" 0 0 0 0 0 \"ok\" \"command\" 1 0 0 0 0"
+        ),
+        "{reply}"
+    );
+    let t = now_us();
+    d.journal(vec![fail(t, "198.51.100.2"), fail(t + 1, "198.51.100.2")]);
+    let ran = poll_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&out).is_ok_and(|s| s == "198.51.100.2\n")
+    });
+    assert!(ran, "the new action did not run:\n{}", d.log());
+    d.stop();
+}

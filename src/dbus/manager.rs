@@ -6,7 +6,7 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
 use super::error::Result;
-use super::types::{BanRecord, HistoryEntry, PastBanRecord};
+use super::types::{ActionRecord, BanRecord, HistoryEntry, PastBanRecord};
 use super::{validate, Shared};
 use crate::engine::api::Query;
 use crate::engine::{Command, ReloadSummary};
@@ -91,6 +91,17 @@ impl Manager {
             Ok(n) => (state.backend, n, String::new()),
             Err(e) => (state.backend, 0, e),
         })
+    }
+
+    /// The actions (and the fleet) with their delivery counters, by name.
+    #[zbus(out_args("actions"))]
+    async fn get_actions(&self) -> Result<Vec<ActionRecord>> {
+        let list = self
+            .shared
+            .engine
+            .call(|reply| Command::Query(Query::Actions(reply)))
+            .await?;
+        Ok(list.into_iter().map(ActionRecord::from).collect())
     }
 
     /// Ban `address` (or prefix) in `jail` for `seconds` (0 = the jail's ban time).

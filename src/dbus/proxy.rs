@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::error::Error;
-use super::types::{BanRecord, HistoryEntry, PastBanRecord};
+use super::types::{ActionRecord, BanRecord, HistoryEntry, PastBanRecord};
 
 /// `org.f2b.Manager1` at `/org/f2b`.
 #[zbus::proxy(
@@ -28,6 +28,9 @@ pub trait Manager1 {
 
     /// The firewall backend, the elements its sets hold, and why they could not be listed.
     fn get_firewall(&self) -> Result<(String, u32, String), Error>;
+
+    /// The actions with their delivery counters.
+    fn get_actions(&self) -> Result<Vec<ActionRecord>, Error>;
 
     #[zbus(allow_interactive_auth)]
     fn ban(&self, jail: &str, address: &str, seconds: u64) -> Result<u64, Error>;

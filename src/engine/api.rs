@@ -247,6 +247,8 @@ pub struct MetricsSnapshot {
     pub caught_up: bool,
     /// Wall clock when the snapshot was taken, µs.
     pub now_us: u64,
+    /// The actions' delivery counters.
+    pub actions: Vec<ActionStatus>,
 }
 
 /// One past ban: (jail, address or prefix as text, ban start µs).
@@ -270,6 +272,19 @@ pub enum Query {
     },
     /// What the firewall enforces, read back from it (answered off the engine loop).
     Firewall(oneshot::Sender<FirewallState>),
+    /// Every action (and the fleet) with its delivery counters, by name.
+    Actions(oneshot::Sender<Vec<ActionStatus>>),
+}
+
+/// One action's delivery counters (see [`crate::outbox::SinkStats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ActionStatus {
+    pub name: String,
+    /// `webhook`, `command`, `mail`, `abuseipdb`, or `fleet`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(flatten)]
+    pub stats: crate::outbox::SinkStats,
 }
 
 /// The firewall as read back from the backend.

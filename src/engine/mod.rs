@@ -42,8 +42,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 pub use crate::addr::host_text;
 pub use crate::clock::now_us;
 pub use api::{
-    BanInfo, Command, CommandError, EngineHandle, Event, FilterMetrics, JailInfo, JailSettings,
-    MetricsSnapshot, Origin, ReloadSummary, Tunable,
+    ActionStatus, BanInfo, Command, CommandError, EngineHandle, Event, FilterMetrics, JailInfo,
+    JailSettings, MetricsSnapshot, Origin, ReloadSummary, Tunable,
 };
 pub use notify::FLEET_SINK;
 

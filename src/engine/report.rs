@@ -134,6 +134,7 @@ impl Engine {
             journal_us: self.clock.journal_us,
             caught_up: self.clock.caught_up,
             now_us: now_us(),
+            actions: self.action_status(),
         }
     }
 }

@@ -40,4 +40,4 @@ pub use netns::{NetNs, Pair};
 pub use probe::{connect, connect_within, listen, Outcome, BLOCKED_AFTER};
 pub use receiver::Receiver;
 pub use root::{chmod, have, is_root, repo, root_and_tools_or_skip, root_or_skip, which};
-pub use wait::{poll_for, wait_for};
+pub use wait::{poll_for, poll_until, wait_for};
