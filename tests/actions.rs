@@ -386,3 +386,46 @@ fn counters_are_shown_and_a_reload_switches_actions() {
     assert!(ran, "the new action did not run:\n{}", d.log());
     d.stop();
 }
+
+/// f2b.toml(5) has an entry for every key of `[action.NAME]`.
+#[test]
+fn f2b_toml_5_documents_every_action_key() {
+    let page = std::fs::read_to_string(repo().join("man/f2b.toml.5")).unwrap();
+    for k in f2b::config::ACTION_KEYS.iter().chain(&["actions"]) {
+        assert!(
+            page.contains(&format!("\n.B {k}\n")),
+            "man/f2b.toml.5 has no entry (.B {k}) for the action key {k}"
+        );
+    }
+}
+
+/// The README's action examples are valid configuration (their secret files made up here).
+#[test]
+fn readme_action_examples_load() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("## Actions")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has an Actions section");
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for block in section.split("```toml\n").skip(1) {
+        text.push_str(block.split("```").next().unwrap());
+    }
+    assert!(text.contains("[action.splunk]"), "{text}");
+    let text = text.replace("/etc/f2b/", &format!("{}/", dir.path().display()));
+    for secret in ["smtp.credentials", "abuseipdb.key"] {
+        std::fs::write(dir.path().join(secret), "user:secret\n").unwrap();
+    }
+    for h in ["jira", "servicenow", "redmine", "splunk"] {
+        std::fs::write(
+            dir.path().join(format!("{h}.headers")),
+            "Authorization: x\n",
+        )
+        .unwrap();
+    }
+    let s = f2b::config::load_str("README.md", &text, &load_opts(None))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(s.actions.len(), 10);
+}
