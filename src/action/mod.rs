@@ -43,13 +43,19 @@ pub fn sinks(settings: &Settings) -> Result<Vec<Arc<dyn Sink>>, ActionError> {
         .collect()
 }
 
-/// From `old` to `new`: the sinks to (re)start — new actions, and changed ones — and the
-/// names of the actions that are gone. Unchanged actions keep running (a digest in
-/// progress goes on).
+/// What a reload changes in the actions.
+pub struct Changes {
+    /// Sinks to (re)start: new actions, and changed ones.
+    pub start: Vec<Arc<dyn Sink>>,
+    /// Actions that are gone.
+    pub gone: Vec<String>,
+}
+
+/// From `old` to `new`. Unchanged actions keep running (a digest in progress goes on).
 pub fn changes(
     old: &BTreeMap<String, ActionConfig>,
     new: &Settings,
-) -> Result<(Vec<Arc<dyn Sink>>, Vec<String>), ActionError> {
+) -> Result<Changes, ActionError> {
     let mut start = Vec::new();
     for (name, cfg) in &new.actions {
         let same = old.get(name).is_some_and(|o| {
@@ -67,5 +73,5 @@ pub fn changes(
         .filter(|n| !new.actions.contains_key(*n))
         .cloned()
         .collect();
-    Ok((start, gone))
+    Ok(Changes { start, gone })
 }

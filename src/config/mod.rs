@@ -10,6 +10,7 @@
 //! Nothing here touches the system: the facts it needs (the services table) come in
 //! [`LoadOptions`] from [`crate::system`], so `f2b check` and a reload validate safely.
 
+mod action_resolve;
 mod actions;
 pub mod duration;
 mod error;

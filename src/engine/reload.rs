@@ -89,7 +89,9 @@ impl Engine {
                 }
             }
         }
-        if let (Some(o), Some((start, gone))) = (&self.opts.outbox, actions) {
+        if let (Some(o), Some(crate::action::Changes { start, gone })) =
+            (&self.opts.outbox, actions)
+        {
             if !start.is_empty() || !gone.is_empty() {
                 let started: Vec<&str> = start.iter().map(|s| s.name()).collect();
                 info!(
