@@ -159,10 +159,16 @@ fn scrub(line: &str, host: &str, own: &[IpNet]) -> String {
         let end = rest.find(|c| !is_addr_char(c)).unwrap_or(rest.len());
         let token = &rest[..end];
         let bare = token.trim_end_matches([':', '.']);
-        match bare.parse::<IpAddr>() {
-            Ok(ip) if own.iter().any(|n| n.contains(&ip)) => {
+        // An address as it is, or an IPv4 address with its port ("192.0.2.1:22").
+        let addr = match bare.parse::<IpAddr>() {
+            Ok(ip) => Some((ip, bare.len())),
+            Err(_) => (bare.split_once(':'))
+                .and_then(|(a, _)| Some((IpAddr::V4(a.parse().ok()?), a.len()))),
+        };
+        match addr {
+            Some((ip, len)) if own.iter().any(|n| n.contains(&ip)) => {
                 out.push_str("[this host]");
-                out.push_str(&token[bare.len()..]);
+                out.push_str(&token[len..]);
             }
             _ => out.push_str(token),
         }
