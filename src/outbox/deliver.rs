@@ -470,6 +470,100 @@ mod tests {
         assert_eq!((st.sent, st.retries, st.pending, st.failed), (2, 2, 0, 0));
     }
 
+    /// Records what it gets, batch by batch; fails (transiently) while `down`.
+    struct Record {
+        down: bool,
+        digest: Option<Duration>,
+        batches: std::sync::Mutex<Vec<Vec<String>>>,
+    }
+
+    impl Record {
+        fn new(down: bool, digest: Option<Duration>) -> Arc<Record> {
+            Arc::new(Record {
+                down,
+                digest,
+                batches: Default::default(),
+            })
+        }
+        fn got(&self) -> Vec<Vec<String>> {
+            self.batches.lock().unwrap().clone()
+        }
+    }
+
+    impl Sink for Record {
+        fn name(&self) -> &str {
+            "flaky"
+        }
+        fn deliver<'a>(&'a self, n: &'a Notice) -> Delivery<'a> {
+            self.deliver_batch(std::slice::from_ref(n))
+        }
+        fn digest(&self) -> Option<Duration> {
+            self.digest
+        }
+        fn deliver_batch<'a>(&'a self, ns: &'a [Notice]) -> Delivery<'a> {
+            Box::pin(async move {
+                if self.down {
+                    return Err(DeliveryError::Transient("down".into()));
+                }
+                let b = ns.iter().map(|n| n.address.clone()).collect();
+                self.batches.lock().unwrap().push(b);
+                Ok(())
+            })
+        }
+    }
+
+    async fn until(f: impl Fn() -> bool) {
+        for _ in 0..1000 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_digest_sink_gets_the_period_in_one_batch() {
+        let sink = Record::new(false, Some(Duration::from_secs(60)));
+        let h = Deliverer::spawn(vec![sink.clone()], None);
+        let now = now_us();
+        let rows: Vec<OutboxRow> = (1..=5)
+            .map(|i| OutboxRow {
+                created_us: now,
+                ..row(i, &format!("192.0.2.{i}"))
+            })
+            .collect();
+        h.deliver(rows);
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(sink.got().is_empty(), "sent before the period ended");
+        until(|| !sink.got().is_empty()).await;
+        assert_eq!(sink.got().len(), 1);
+        assert_eq!(sink.got()[0].len(), 5);
+        assert_eq!(h.stats().snapshot()["flaky"].sent, 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replaced_sink_hands_its_waiting_messages_over_in_order() {
+        let old = Record::new(true, None);
+        let h = Deliverer::spawn(vec![old.clone()], None);
+        h.deliver(vec![row(1, "192.0.2.1"), row(2, "192.0.2.2")]);
+        until(|| h.stats().snapshot()["flaky"].retries > 0).await;
+        let new = Record::new(false, None);
+        h.replace(vec![new.clone()], &[]);
+        h.deliver(vec![row(3, "192.0.2.3")]);
+        until(|| new.got().len() == 3).await;
+        assert_eq!(new.got().concat(), ["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
+        let st = h.stats().snapshot()["flaky"];
+        assert_eq!((st.sent, st.pending, st.dropped), (3, 0, 0));
+        // A removed sink's waiting messages are dropped and counted.
+        let down = Record::new(true, None);
+        h.replace(vec![down], &[]);
+        h.deliver(vec![row(4, "192.0.2.4")]);
+        h.replace(vec![], &["flaky".to_string()]);
+        until(|| h.stats().snapshot()["flaky"].dropped == 1).await;
+        assert!(!h.has("flaky"));
+        assert_eq!(h.stats().snapshot()["flaky"].pending, 0);
+    }
+
     #[test]
     fn backoff_grows_to_an_hour() {
         assert_eq!(backoff(1), Duration::from_secs(2));
