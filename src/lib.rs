@@ -38,6 +38,8 @@
 //!   aside and restarted empty when damaged.
 //! - [`outbox`]: messages about bans for actions and the fleet, written with the decisions,
 //!   delivered by their own tasks with retries and bounds.
+//! - [`action`]: what `[action.NAME]` does with the outbox's messages: webhook, command, mail
+//!   (digests), AbuseIPDB, one sink per module.
 //! - [`import`]: `f2b import-fail2ban`: fail2ban's configuration, filters and database → f2b's.
 //! - [`tester`]: `f2b test`, fail2ban-regex's equivalent, on the daemon's own code path.
 //! - [`logging`]: tracing to the journal with structured `F2B_*` fields and MESSAGE_IDs.
