@@ -11,9 +11,6 @@ use crate::outbox::DeliveryError;
 
 /// A client with this timeout for a whole request.
 pub fn client(timeout: Duration) -> Result<reqwest::Client, ActionError> {
-    // reqwest is built without a crypto provider of its own: ring, process-wide (an error
-    // only says one is installed already).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
