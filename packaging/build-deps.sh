@@ -22,6 +22,7 @@ PKGS=(
   fail2ban python3-systemd                                           # f2b import-fail2ban: Debian's /etc/fail2ban, fail2ban-server and its database
   cockpit-ws cockpit-bridge chromium nodejs                          # the Cockpit page in a headless browser (tests/cockpit.rs)
   nats-server                                                        # the fleet over NATS JetStream (tests/fleet.rs)
+  python3-aiosmtpd                                                   # a real SMTP server for the mail action (tests/actions.rs)
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -42,6 +42,8 @@
 //!   delivered by their own tasks with retries and bounds.
 //! - [`fleet`]: bans shared with other f2b hosts through NATS JetStream: the outbox sink that
 //!   publishes, the consumer that hands peers' decisions to the engine, the local limits.
+//! - [`action`]: what `[action.NAME]` does with the outbox's messages: webhook, command, mail
+//!   (digests), AbuseIPDB, one sink per module.
 //! - [`import`]: `f2b import-fail2ban`: fail2ban's configuration, filters and database → f2b's.
 //! - [`tester`]: `f2b test`, fail2ban-regex's equivalent, on the daemon's own code path.
 //! - [`logging`]: tracing to the journal with structured `F2B_*` fields and MESSAGE_IDs.
@@ -60,6 +62,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod action;
 pub mod addr;
 pub mod cli;
 pub mod clock;

@@ -548,6 +548,7 @@ pub fn render(s: &Snapshot) -> String {
     if let Some(f) = &s.fleet {
         crate::fleet::metrics::render(f, &mut o, label);
     }
+    render_actions(&mut o, &s.actions);
     o
 }
 
@@ -595,6 +596,56 @@ fn feeds(
             } else {
                 let _ = writeln!(o, "{name}{{feed=\"{feed}\"}} {}", value(f));
             }
+        }
+    }
+}
+
+/// The actions' delivery counters (issue 16): `f2b_action_*{action="NAME",type="TYPE"}`.
+fn render_actions(o: &mut String, actions: &[crate::engine::ActionStatus]) {
+    type Field = fn(&crate::outbox::SinkStats) -> u64;
+    let families: [(&str, &str, &str, Field); 5] = [
+        (
+            "f2b_action_sent_total",
+            "counter",
+            "Messages the action delivered.",
+            |s| s.sent,
+        ),
+        (
+            "f2b_action_failed_total",
+            "counter",
+            "Messages given up (a permanent error, or too many attempts).",
+            |s| s.failed,
+        ),
+        (
+            "f2b_action_dropped_total",
+            "counter",
+            "Messages dropped: too many waiting, or the action was removed.",
+            |s| s.dropped,
+        ),
+        (
+            "f2b_action_pending",
+            "gauge",
+            "Messages waiting for delivery.",
+            |s| s.pending,
+        ),
+        (
+            "f2b_action_retries_total",
+            "counter",
+            "Failed delivery attempts (each retry).",
+            |s| s.retries,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} {kind}");
+        for a in actions {
+            let _ = writeln!(
+                o,
+                "{name}{{action=\"{}\",type=\"{}\"}} {}",
+                label(&a.name),
+                label(&a.kind),
+                value(&a.stats)
+            );
         }
     }
 }
@@ -655,6 +706,17 @@ mod tests {
                 ..Default::default()
             }],
             fleet: None,
+            actions: vec![crate::engine::ActionStatus {
+                name: "hook".into(),
+                kind: "webhook".into(),
+                stats: crate::outbox::SinkStats {
+                    sent: 7,
+                    failed: 1,
+                    dropped: 2,
+                    pending: 3,
+                    retries: 4,
+                },
+            }],
         };
         let text = render(&s);
         for line in [
@@ -679,6 +741,11 @@ mod tests {
             "f2b_feed_entries{feed=\"drop\",family=\"ipv6\"} 40",
             "f2b_feed_elements{feed=\"drop\"} 990",
             "f2b_feed_fetch_failures_total{feed=\"drop\"} 2",
+            "f2b_action_sent_total{action=\"hook\",type=\"webhook\"} 7",
+            "f2b_action_failed_total{action=\"hook\",type=\"webhook\"} 1",
+            "f2b_action_dropped_total{action=\"hook\",type=\"webhook\"} 2",
+            "f2b_action_pending{action=\"hook\",type=\"webhook\"} 3",
+            "f2b_action_retries_total{action=\"hook\",type=\"webhook\"} 4",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

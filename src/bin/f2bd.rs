@@ -179,7 +179,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let fleet = fleet(&settings).await?;
     let fleet_applied = fleet.as_ref().map(|f| f.applied(snapshot.as_ref()));
-    let outbox = outbox(fleet.as_ref(), store.clone());
+    // The actions' sinks (issue 16) and the fleet's, fed from the outbox; always there, so
+    // that a reload can add actions. Messages left from the last run are handed over by the
+    // engine at start.
+    let outbox = outbox(&settings, fleet.as_ref(), store.clone())?;
     let (ready_tx, mut ready_rx) = watch::channel(false);
     let (status_tx, mut status_rx) = watch::channel(String::new());
     let watchdog = sd_notify::watchdog_enabled();
@@ -202,7 +205,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         resume,
         firewall_events: Some(fw_rx),
         notice,
-        outbox,
+        outbox: Some(outbox),
         host: (fleet.as_ref()).map_or_else(f2b::system::host_name, |f| f.host.clone()),
         fleet: fleet.as_ref().map(|f| f.status.clone()),
     };
@@ -289,14 +292,15 @@ async fn fleet(settings: &config::Settings) -> anyhow::Result<Option<f2b::fleet:
     Ok(f2b::fleet::Fleet::connect(settings, &f2b::system::host_name()).await?)
 }
 
-/// The outbox and its sinks: the fleet's (actions add theirs here).
+/// The outbox and its sinks: the actions' (`[action.NAME]`) and the fleet's.
 fn outbox(
+    settings: &config::Settings,
     fleet: Option<&f2b::fleet::Fleet>,
     store: Option<f2b::store::StoreHandle>,
-) -> Option<f2b::outbox::OutboxHandle> {
-    let mut sinks: Vec<std::sync::Arc<dyn f2b::outbox::Sink>> = Vec::new();
+) -> anyhow::Result<f2b::outbox::OutboxHandle> {
+    let mut sinks = f2b::action::sinks(settings)?;
     sinks.extend(fleet.map(|f| f.sink()));
-    (!sinks.is_empty()).then(|| f2b::outbox::Deliverer::spawn(sinks, store))
+    Ok(f2b::outbox::Deliverer::spawn(sinks, store))
 }
 
 #[cfg(test)]

@@ -63,7 +63,32 @@ pub async fn status_all(c: &Client, out: Out<'_>) -> Result<(), CliError> {
             j.total_banned.to_string(),
         ]);
     }
-    Ok(t.write(out.w)?)
+    t.write(out.w)?;
+    actions(c, out.w).await
+}
+
+/// The actions' delivery counters under `f2b status` (nothing when there are none).
+async fn actions(c: &Client, w: &mut dyn Write) -> Result<(), CliError> {
+    let list = c.manager().await?.get_actions().await?;
+    if list.is_empty() {
+        return Ok(());
+    }
+    writeln!(w)?;
+    let mut t = Table::new(&[
+        "ACTION", "TYPE", "SENT", "FAILED", "DROPPED", "PENDING", "RETRIES",
+    ]);
+    for a in list {
+        t.row(vec![
+            a.name,
+            a.kind,
+            a.sent.to_string(),
+            a.failed.to_string(),
+            a.dropped.to_string(),
+            a.pending.to_string(),
+            a.retries.to_string(),
+        ]);
+    }
+    Ok(t.write(w)?)
 }
 
 /// `f2b status JAIL`: what the jail enforces, its counters and its bans.

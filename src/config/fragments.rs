@@ -105,6 +105,8 @@ pub(super) struct Merged {
     /// `[fleet]`, and where it was first written (`None`: no fleet).
     pub(super) fleet: MergedFleet,
     pub(super) fleet_decl: Option<Location>,
+    /// `[action.NAME]` tables, with where each was first declared.
+    pub(super) actions: BTreeMap<String, (super::actions::MergedAction, Location)>,
 }
 
 /// Parse and merge `files`; problems go to `problems`.
@@ -137,12 +139,13 @@ pub(super) fn merge(files: &[SourceFile], problems: &mut Problems) -> Merged {
                         m.fleet.set(k, v, |s| f.loc(s))
                     })
                 }
+                "action" => super::actions::merge(f, value, &mut m.actions, problems),
                 other => problems.invalid(
                     at,
                     unknown(
                         other,
                         "at the top level",
-                        &["daemon", "defaults", "jail", "feed", "fleet"],
+                        &["daemon", "defaults", "jail", "feed", "fleet", "action"],
                     ),
                 ),
             }

@@ -10,6 +10,8 @@
 //! Nothing here touches the system: the facts it needs (the services table) come in
 //! [`LoadOptions`] from [`crate::system`], so `f2b check` and a reload validate safely.
 
+mod action_resolve;
+mod actions;
 pub mod duration;
 mod error;
 pub mod feeds;
@@ -29,6 +31,10 @@ use std::time::Duration;
 /// Moved to [`crate::system::local_addresses`] (the configuration does not read the system);
 /// kept here for the callers that still use this path.
 pub use crate::system::local_addresses;
+pub use actions::{
+    parse_header_lines, ActionConfig, ActionKind, MailTls, Secret, ABUSEIPDB_URL, ACTION_KEYS,
+    DIGEST_SUBJECT, MAIL_BODY, MAIL_SUBJECT,
+};
 pub use duration::{format_duration, parse_duration, BanTime};
 pub use error::ConfigError;
 pub use feeds::{FeedConfig, FeedFormat, FeedSource};
@@ -177,7 +183,10 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
         ));
         errors.into_iter().for_each(|e| problems.push(e));
     }
+    let actions = actions::resolve(&merged.actions, &mut problems);
+    actions::check_jail_actions(&jails, &merged, &merged.actions, &mut problems);
     problems.finish(Settings {
+        actions,
         daemon,
         jails,
         filters,

@@ -178,15 +178,23 @@ macro_rules! keys {
                 &mut self,
                 key: &str,
                 value: &Spanned<DeValue<'_>>,
-                at: impl Fn(Range<usize>) -> Location,
+                at: impl Fn(std::ops::Range<usize>) -> Location,
             ) -> Result<(), Option<(Location, String)>> {
                 match key {
                     $( stringify!($name) => {
-                        self.$name = Some(convert::<$t>(value, at).map_err(Some)?);
+                        self.$name = Some(super::raw::convert::<$t>(value, at).map_err(Some)?);
                     } )*
                     _ => return Err(None),
                 }
                 Ok(())
+            }
+
+            /// The keys that are set, with where.
+            #[allow(dead_code)]
+            pub(super) fn set_keys(&self) -> Vec<(&'static str, Location)> {
+                let mut v = Vec::new();
+                $( if let Some(x) = &self.$name { v.push((stringify!($name), x.loc.clone())); } )*
+                v
             }
         }
 
@@ -194,6 +202,8 @@ macro_rules! keys {
         pub const $const: &[&str] = &[$(stringify!($name)),*];
     };
 }
+
+pub(super) use keys;
 
 keys! {
     /// The keys of `[defaults]` and `[jail.NAME]`, merged over every file.

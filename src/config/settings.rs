@@ -121,6 +121,8 @@ pub struct Settings {
     pub feeds: Vec<super::feeds::FeedConfig>,
     /// `[fleet]`: bans shared with other hosts (issue 17); `None` = not configured.
     pub fleet: Option<super::fleet::FleetConfig>,
+    /// `[action.NAME]` tables, by name.
+    pub actions: BTreeMap<String, super::ActionConfig>,
 }
 
 impl Settings {

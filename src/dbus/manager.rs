@@ -9,7 +9,8 @@ use zbus::OwnedVariant;
 
 use super::error::Result;
 use super::types::{
-    fleet_reply, BanRecord, FeedRecord, FleetPeer, FleetRecent, HistoryEntry, PastBanRecord,
+    fleet_reply, ActionRecord, BanRecord, FeedRecord, FleetPeer, FleetRecent, HistoryEntry,
+    PastBanRecord,
 };
 use super::{validate, Shared};
 use crate::engine::api::Query;
@@ -153,6 +154,17 @@ impl Manager {
         // only of a tuple it can see.
         let snap = self.shared.engine.call(Command::Fleet).await?;
         Ok(fleet_reply(snap))
+    }
+
+    /// The actions (and the fleet) with their delivery counters, by name.
+    #[zbus(out_args("actions"))]
+    async fn get_actions(&self) -> Result<Vec<ActionRecord>> {
+        let list = self
+            .shared
+            .engine
+            .call(|reply| Command::Query(Query::Actions(reply)))
+            .await?;
+        Ok(list.into_iter().map(ActionRecord::from).collect())
     }
 
     /// Ban `address` (or prefix) in `jail` for `seconds` (0 = the jail's ban time).

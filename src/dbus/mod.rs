@@ -35,7 +35,7 @@ use zbus::Connection;
 pub use auth::ACTION_MANAGE;
 pub use error::Error;
 pub use path::{escape_label, jail_name, jail_path, JAIL_PATH_PREFIX};
-pub use types::{BanRecord, FeedRecord, FleetReply, HistoryEntry, PastBanRecord};
+pub use types::{ActionRecord, BanRecord, FeedRecord, FleetReply, HistoryEntry, PastBanRecord};
 
 use crate::engine::{Command, EngineHandle, Origin};
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::error::Error;
-use super::types::{BanRecord, FeedRecord, FleetReply, HistoryEntry, PastBanRecord};
+use super::types::{ActionRecord, BanRecord, FeedRecord, FleetReply, HistoryEntry, PastBanRecord};
 
 /// `org.f2b.Manager1` at `/org/f2b`.
 #[zbus::proxy(
@@ -31,6 +31,9 @@ pub trait Manager1 {
 
     /// The fleet's state (see [`FleetReply`]).
     fn get_fleet(&self) -> Result<FleetReply, Error>;
+
+    /// The actions with their delivery counters.
+    fn get_actions(&self) -> Result<Vec<ActionRecord>, Error>;
 
     #[zbus(allow_interactive_auth)]
     fn ban(&self, jail: &str, address: &str, seconds: u64) -> Result<u64, Error>;

@@ -146,3 +146,30 @@ impl From<crate::engine::FeedInfo> for FeedRecord {
         }
     }
 }
+
+/// One action's delivery counters: D-Bus signature `(ssttttt)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, zbus::Type)]
+pub struct ActionRecord {
+    pub name: String,
+    /// `webhook`, `command`, `mail`, `abuseipdb`, or `fleet`.
+    pub kind: String,
+    pub sent: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub pending: u64,
+    pub retries: u64,
+}
+
+impl From<crate::engine::ActionStatus> for ActionRecord {
+    fn from(a: crate::engine::ActionStatus) -> Self {
+        ActionRecord {
+            name: a.name,
+            kind: a.kind,
+            sent: a.stats.sent,
+            failed: a.stats.failed,
+            dropped: a.stats.dropped,
+            pending: a.stats.pending,
+            retries: a.stats.retries,
+        }
+    }
+}

@@ -363,6 +363,8 @@ pub struct MetricsSnapshot {
     pub feeds: Vec<FeedInfo>,
     /// The fleet (issue 17), when configured.
     pub fleet: Option<crate::fleet::FleetSnapshot>,
+    /// The actions' delivery counters.
+    pub actions: Vec<ActionStatus>,
 }
 
 /// One past ban: (jail, address or prefix as text, ban start µs).
@@ -392,6 +394,19 @@ pub enum Query {
         jail: String,
         reply: oneshot::Sender<Result<Vec<LogFile>, CommandError>>,
     },
+    /// Every action (and the fleet) with its delivery counters, by name.
+    Actions(oneshot::Sender<Vec<ActionStatus>>),
+}
+
+/// One action's delivery counters (see [`crate::outbox::SinkStats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ActionStatus {
+    pub name: String,
+    /// `webhook`, `command`, `mail`, `abuseipdb`, or `fleet`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(flatten)]
+    pub stats: crate::outbox::SinkStats,
 }
 
 /// A followed log file of a jail: (path, state, lines given to its filter, failures found).

@@ -45,8 +45,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 pub use crate::addr::host_text;
 pub use crate::clock::now_us;
 pub use api::{
-    BanInfo, Command, CommandError, EngineHandle, Event, FeedInfo, FeedsCommand, FilterMetrics,
-    JailInfo, JailSettings, MetricsSnapshot, Origin, ReloadSummary, Tunable,
+    ActionStatus, BanInfo, Command, CommandError, EngineHandle, Event, FeedInfo, FeedsCommand,
+    FilterMetrics, JailInfo, JailSettings, MetricsSnapshot, Origin, ReloadSummary, Tunable,
 };
 pub use feeds::STEP_ELEMENTS as FEED_STEP_ELEMENTS;
 pub use notify::FLEET_SINK;

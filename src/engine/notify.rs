@@ -26,8 +26,9 @@ fn key(d: &BanDecision) -> (String, IpNet, u64) {
 }
 
 impl Engine {
-    /// The sinks that hear of `jail`'s bans and unbans: its actions, and the fleet.
-    fn sinks_for(&self, jail: &str) -> Vec<String> {
+    /// The sinks that hear of `jail`'s `event`: its actions that take the event, and the
+    /// fleet.
+    fn sinks_for(&self, jail: &str, event: NoticeEvent) -> Vec<String> {
         let Some(outbox) = &self.opts.outbox else {
             return Vec::new();
         };
@@ -38,7 +39,9 @@ impl Engine {
         if outbox.has(FLEET_SINK) && shared {
             sinks.push(FLEET_SINK.to_string());
         }
-        sinks.retain(|s| outbox.has(s));
+        let takes =
+            |s: &String| (self.settings.actions.get(s)).is_none_or(|a| a.events.contains(&event));
+        sinks.retain(|s| outbox.has(s) && takes(s));
         sinks.dedup();
         sinks
     }
@@ -66,7 +69,7 @@ impl Engine {
     /// The rows of a notice, one per sink; `share`: the fleet hears of it too (not of what
     /// came from a peer: no echoes).
     fn rows(&mut self, notice: &Notice, ready: bool, share: bool) -> Vec<OutboxRow> {
-        let mut sinks = self.sinks_for(&notice.jail);
+        let mut sinks = self.sinks_for(&notice.jail, notice.event);
         if !share {
             sinks.retain(|s| s != FLEET_SINK);
         }
@@ -154,7 +157,7 @@ impl Engine {
     pub(super) async fn notify_unban(&mut self, jail: &str, net: IpNet, origin: &str) {
         // The end of a peer's ban is the peer's to tell.
         let from_peer = self.peers.clear(jail, net).is_some();
-        if self.opts.outbox.is_none() || self.sinks_for(jail).is_empty() {
+        if self.opts.outbox.is_none() || self.sinks_for(jail, NoticeEvent::Unban).is_empty() {
             return;
         }
         let n = Notice {

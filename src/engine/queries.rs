@@ -2,7 +2,7 @@
 //! needs beyond the jail properties and ban lists (the ban history of a time range for its
 //! chart, a jail's journal matches, what the firewall enforces). Nothing here changes state.
 
-use super::api::{CommandError, FirewallState, PastBan, Query};
+use super::api::{ActionStatus, CommandError, FirewallState, PastBan, Query};
 use super::{host_text, Engine};
 use crate::config::JailSource;
 
@@ -29,6 +29,9 @@ impl Engine {
                 };
                 let _ = reply.send(files);
             }
+            Query::Actions(reply) => {
+                let _ = reply.send(self.action_status());
+            }
             Query::Firewall(reply) => {
                 // Listing a large set takes a while: the firewall worker answers, not the loop.
                 let fw = self.opts.firewall.clone();
@@ -44,6 +47,24 @@ impl Engine {
                 });
             }
         }
+    }
+
+    /// Every sink of the outbox with its type and counters.
+    pub(super) fn action_status(&self) -> Vec<ActionStatus> {
+        let Some(o) = &self.opts.outbox else {
+            return Vec::new();
+        };
+        let live = o.sinks();
+        (o.stats().snapshot().into_iter())
+            .filter(|(name, _)| live.contains(name))
+            .map(|(name, stats)| ActionStatus {
+                kind: (self.settings.actions.get(&name))
+                    .map_or(super::FLEET_SINK, |a| a.type_name())
+                    .to_string(),
+                name,
+                stats,
+            })
+            .collect()
     }
 
     /// Recorded bans since `since_us`, oldest first; at most the newest `limit`.

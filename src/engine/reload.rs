@@ -59,6 +59,14 @@ impl Engine {
     /// Switch to `new` (already loaded and validated off the engine loop).
     pub(super) async fn reload(&mut self, new: Settings) -> Result<ReloadSummary, CommandError> {
         let plan = plan(&self.jails, &new);
+        // Actions whose configuration changed get new sinks (built before anything changes).
+        let actions = match &self.opts.outbox {
+            Some(_) => Some(
+                crate::action::changes(&self.settings.actions, &new)
+                    .map_err(|e| CommandError::InvalidConfig(e.to_string()))?,
+            ),
+            None => None,
+        };
         // The firewall first: when it refuses the layout, nothing has changed yet.
         self.opts
             .firewall
@@ -80,6 +88,21 @@ impl Engine {
                     self.announce_unban(name, n);
                 }
             }
+        }
+        if let (Some(o), Some(crate::action::Changes { start, gone })) =
+            (&self.opts.outbox, actions)
+        {
+            if !start.is_empty() || !gone.is_empty() {
+                let started: Vec<&str> = start.iter().map(|s| s.name()).collect();
+                info!(
+                    started = started.join(","),
+                    removed = gone.join(","),
+                    "actions: {} (re)started, {} removed",
+                    started.len(),
+                    gone.len()
+                );
+            }
+            o.replace(start, &gone);
         }
         self.settings = new;
         self.history.max_age_us = crate::clock::usecs(self.settings.daemon.history_max_age);

@@ -142,6 +142,7 @@ impl Engine {
                 .unwrap_or_default(),
             feeds: self.feed_infos(),
             fleet: self.opts.fleet.as_ref().map(|f| f.snapshot()),
+            actions: self.action_status(),
         }
     }
 }
