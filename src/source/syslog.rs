@@ -13,7 +13,7 @@
 //! and syslog-ng templates); no hostname (`Dec  1 10:00:00 sshd[5]: msg`, local logging
 //! without a host field); no timestamp (`host ident[pid]: msg`, journal exports and relays; the
 //! pid is required then, so that a plain message is not taken for a header); no `:` after
-//! `ident[pid]`; `[ident]:` for the tag; Solaris' `[ID N facility.priority]` before the message.
+//! `ident[pid]`; `[ident]:` for the tag; RouterOS' topics for the tag (`system,error,critical`); Solaris' `[ID N facility.priority]` before the message.
 //!
 //! A service's own log file in the same shape, `TIMESTAMP PREFIX: LEVEL: msg` without a host
 //! (Dovecot's `log_path`: `imap-login: Info: …`; BIND's channels with print-category and
@@ -302,7 +302,7 @@ fn without_timestamp(s: &str) -> Option<SyslogLine<'_>> {
 }
 
 /// The tag of a syslog header: `ident:`, `ident[pid]:`, without the colon when a pid is
-/// there, or `[ident]:`.
+/// there, `[ident]:`, or RouterOS' topics.
 struct Tag<'a> {
     ident: &'a str,
     pid: Option<u32>,
@@ -338,11 +338,18 @@ fn tag_token(t: &str) -> Option<Tag<'_>> {
             colon,
         });
     }
-    (colon && !body.contains('[')).then_some(Tag {
+    (colon && !body.contains('[') || is_topic_list(body)).then_some(Tag {
         ident: body,
         pid: None,
         colon,
     })
+}
+
+/// RouterOS writes its topics (`system,error,critical`) where the tag goes, without a colon.
+fn is_topic_list(t: &str) -> bool {
+    t.contains(',')
+        && t.split(',')
+            .all(|w| !w.is_empty() && w.bytes().all(|c| c.is_ascii_lowercase()))
 }
 
 /// Whether `s` starts with a program's own level word (`Info: `, `error: `, `debug 2: `).
@@ -381,7 +388,7 @@ fn header_rest(s: &str, ts: Option<Timestamp>) -> Option<SyslogLine<'_>> {
     }
     let (t2, rest2) = rest1.split_once(' ').unwrap_or((rest1, ""));
     let tag = tag_token(t2)?;
-    if !tag.colon && tag.pid.is_none() {
+    if !tag.colon && tag.pid.is_none() && !is_topic_list(tag.ident) {
         // `host [word] msg`: too weak to be a header.
         return None;
     }
@@ -620,6 +627,9 @@ mod tests {
         );
         let l = parser().parse("Mar 29 05:59:23 h sshd[20]: [ID 800047 auth.info] Failed x");
         assert_eq!(l.message, "Failed x");
+        let l = parser().parse("Feb 15 11:25:46 gw.local system,error,critical login failure");
+        assert_eq!((l.host, l.ident), (Some("gw.local"), Some("system,error,critical")));
+        assert_eq!(l.message, "login failure");
         // A word in brackets that is a number or an address is no ident.
         let l = parser().parse("Dec  1 10:00:00 h [192.0.2.1] x");
         assert_eq!(l.ident, None);
