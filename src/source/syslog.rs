@@ -628,7 +628,10 @@ mod tests {
         let l = parser().parse("Mar 29 05:59:23 h sshd[20]: [ID 800047 auth.info] Failed x");
         assert_eq!(l.message, "Failed x");
         let l = parser().parse("Feb 15 11:25:46 gw.local system,error,critical login failure");
-        assert_eq!((l.host, l.ident), (Some("gw.local"), Some("system,error,critical")));
+        assert_eq!(
+            (l.host, l.ident),
+            (Some("gw.local"), Some("system,error,critical"))
+        );
         assert_eq!(l.message, "login failure");
         // A word in brackets that is a number or an address is no ident.
         let l = parser().parse("Dec  1 10:00:00 h [192.0.2.1] x");
