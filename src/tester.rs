@@ -71,6 +71,8 @@ pub struct TestHit<'a> {
     /// `false` for a line of an attempt its session already counted: reported, not counted
     /// (see [`crate::filter::session`]).
     pub counted: bool,
+    /// The line number in a text source (from 1); `None` for a journal.
+    pub line: Option<u64>,
 }
 
 /// What to read.
@@ -277,34 +279,38 @@ fn read_text(
             boot: 0,
         };
         acc.sum.routed += 1;
-        let hit = |addr, regex, user, counted| TestHit {
-            addr,
-            regex,
-            message: msg,
-            time_us: ctx.time_us,
-            unit: None,
-            user,
-            counted,
-        };
-        match acc.filter.apply_entry(msg, &ctx, &mut sessions) {
-            Outcome::Miss => {
-                acc.sum.missed += 1;
-                acc.missed(msg)?;
-            }
-            Outcome::Ignored { .. } => acc.sum.ignored += 1,
-            Outcome::NoAddress { .. } => {
-                acc.sum.no_address += 1;
-                acc.missed(msg)?;
-            }
-            Outcome::Absorbed { regex, addr } => {
-                acc.sum.absorbed += 1;
-                acc.sum.per_regex[regex] += 1;
-                acc.hit(hit(addr, regex, None, false))?;
-            }
-            Outcome::Failure { regex, addr, user } => {
-                acc.sum.matched += 1;
-                acc.sum.per_regex[regex] += 1;
-                acc.hit(hit(addr, regex, user.as_deref(), true))?;
+        // rsyslog's "message repeated N times": N entries (see crate::source::syslog).
+        for _ in 0..l.repeats {
+            let hit = |addr, regex, user, counted| TestHit {
+                addr,
+                regex,
+                message: msg,
+                time_us: ctx.time_us,
+                unit: None,
+                user,
+                counted,
+                line: Some(i as u64 + 1),
+            };
+            match acc.filter.apply_entry(msg, &ctx, &mut sessions) {
+                Outcome::Miss => {
+                    acc.sum.missed += 1;
+                    acc.missed(msg)?;
+                }
+                Outcome::Ignored { .. } => acc.sum.ignored += 1,
+                Outcome::NoAddress { .. } => {
+                    acc.sum.no_address += 1;
+                    acc.missed(msg)?;
+                }
+                Outcome::Absorbed { regex, addr } => {
+                    acc.sum.absorbed += 1;
+                    acc.sum.per_regex[regex] += 1;
+                    acc.hit(hit(addr, regex, None, false))?;
+                }
+                Outcome::Failure { regex, addr, user } => {
+                    acc.sum.matched += 1;
+                    acc.sum.per_regex[regex] += 1;
+                    acc.hit(hit(addr, regex, user.as_deref(), true))?;
+                }
             }
         }
     }
@@ -356,6 +362,7 @@ fn read_journal(
                         unit: h.unit.as_deref(),
                         user: h.user.as_deref(),
                         counted: h.counts,
+                        line: None,
                     })
                 });
                 if result.is_err() {

@@ -296,7 +296,9 @@ impl FilterDef {
     /// Whether a syslog text line with this ident is the service's (text has no trusted
     /// fields; see [`super::matches::ident_selected`]).
     pub fn selects_ident(&self, ident: &str) -> bool {
-        self.identifiers.iter().any(|i| i == ident)
+        self.identifiers
+            .iter()
+            .any(|i| super::matches::glob(i.as_bytes(), ident.as_bytes()))
             || (self.identifiers.is_empty() && super::matches::ident_selected(&self.matches, ident))
             || (!self.identifiers.is_empty() && super::matches::names_program(&self.matches, ident))
     }

@@ -111,24 +111,27 @@ impl Dispatch {
                 pid: l.pid,
                 boot: 0,
             };
-            let out = route.filter.apply_entry(msg, &ctx, &mut self.sessions[ri]);
-            let Some((regex, addr, user, counts)) = st.count(out, t) else {
-                continue;
-            };
-            per.1 += u64::from(counts);
-            batch.hits.push(Hit {
-                route: ri,
-                addr,
-                user,
-                regex,
-                counts,
-                time_us: t,
-                message: msg.to_string(),
-                unit: None,
-                ident: l.ident.map(str::to_string),
-                hostname: l.host.map(str::to_string),
-                pid: l.pid,
-            });
+            // "message repeated N times: [ … ]" stands for N entries.
+            for _ in 0..l.repeats {
+                let out = route.filter.apply_entry(msg, &ctx, &mut self.sessions[ri]);
+                let Some((regex, addr, user, counts)) = st.count(out, t) else {
+                    continue;
+                };
+                per.1 += u64::from(counts);
+                batch.hits.push(Hit {
+                    route: ri,
+                    addr,
+                    user,
+                    regex,
+                    counts,
+                    time_us: t,
+                    message: msg.to_string(),
+                    unit: None,
+                    ident: l.ident.map(str::to_string),
+                    hostname: l.host.map(str::to_string),
+                    pid: l.pid,
+                });
+            }
         }
     }
 }
