@@ -25,6 +25,7 @@
 pub mod api;
 mod control;
 mod enforce;
+mod heap;
 mod ingest;
 mod notify;
 mod queries;
