@@ -82,6 +82,7 @@ fn run(label: &str, cfg: &str, dir: &Path, n: usize) -> (u64, u64) {
             notice: None,
             outbox: None,
             host: "test".into(),
+            fleet: None,
         };
         let (engine, handle, cmds) = Engine::new(settings, opts);
         let (stop, stop_rx) = watch::channel(false);

@@ -57,6 +57,7 @@ fn options(
         notice: None,
         outbox: None,
         host: "test".into(),
+        fleet: None,
     }
 }
 

@@ -16,10 +16,13 @@ PKGS=(
   openssh-server openssh-client sshpass                              # real sshd in the filter tests
   util-linux procps                                                  # setpriv, unshare, nsenter, pkill
   dovecot-imapd vsftpd nginx apache2 apache2-utils dropbear-bin      # real services in filter tests
+  logrotate                                                          # real rotations of followed log files (tests/files.rs)
   mmdebstrap systemd-container                                       # system test: Debian 12 booted under systemd-nspawn
   man-db binutils                                                    # man pages rendered in tests; objcopy for cargo-deb's dbgsym
   fail2ban python3-systemd                                           # f2b import-fail2ban: Debian's /etc/fail2ban, fail2ban-server and its database
   cockpit-ws cockpit-bridge chromium nodejs                          # the Cockpit page in a headless browser (tests/cockpit.rs)
+  nats-server                                                        # the fleet over NATS JetStream (tests/fleet.rs)
+  python3-aiosmtpd                                                   # a real SMTP server for the mail action (tests/actions.rs)
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -36,8 +36,14 @@
 //!   the configuration options `f2bd` shares.
 //! - [`store`]: SQLite persistence (bans, history, positions, open windows, totals), moved
 //!   aside and restarted empty when damaged.
+//! - [`feeds`]: blocklist feeds (`[feed.NAME]`): fetched off the engine loop (conditional GET,
+//!   last good copy on disk), enforced by the engine in interval sets of their own.
 //! - [`outbox`]: messages about bans for actions and the fleet, written with the decisions,
 //!   delivered by their own tasks with retries and bounds.
+//! - [`fleet`]: bans shared with other f2b hosts through NATS JetStream: the outbox sink that
+//!   publishes, the consumer that hands peers' decisions to the engine, the local limits.
+//! - [`action`]: what `[action.NAME]` does with the outbox's messages: webhook, command, mail
+//!   (digests), AbuseIPDB, one sink per module.
 //! - [`import`]: `f2b import-fail2ban`: fail2ban's configuration, filters and database → f2b's.
 //! - [`tester`]: `f2b test`, fail2ban-regex's equivalent, on the daemon's own code path.
 //! - [`logging`]: tracing to the journal with structured `F2B_*` fields and MESSAGE_IDs.
@@ -56,14 +62,17 @@
 
 #![deny(unsafe_code)]
 
+pub mod action;
 pub mod addr;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dbus;
 pub mod engine;
+pub mod feeds;
 pub mod filter;
 pub mod firewall;
+pub mod fleet;
 pub mod import;
 pub mod jail;
 pub mod location;

@@ -24,6 +24,10 @@
 //! | `f2b_filter_entries_ignored_total` | counter: failregex hits cancelled by an ignoreregex | `jail`, `filter` |
 //! | `f2b_filter_entries_no_address_total` | counter: failregex hits without a usable address | `jail`, `filter` |
 //! | `f2b_filter_last_match_timestamp_seconds` | gauge: journal time of the newest match, 0 = none | `jail`, `filter` |
+//! | `f2b_file_lines_read_total` | counter: lines read from a log file (file jails) | `file` |
+//! | `f2b_file_lines_cut_total` | counter: lines longer than 16 KiB, cut | `file` |
+//! | `f2b_file_lines_seen_total` | counter: lines of the file given to the jail's filter | `jail`, `file` |
+//! | `f2b_file_lines_matched_total` | counter: failures the jail counted from the file | `jail`, `file` |
 //! | `f2b_journal_entries_read_total` | counter | |
 //! | `f2b_journal_last_entry_timestamp_seconds` | gauge: journal time of the newest entry processed | |
 //! | `f2b_journal_caught_up` | gauge: 1 once the startup backlog is processed | |
@@ -329,6 +333,59 @@ fn secs(us: u64) -> String {
     }
 }
 
+/// The log files of file jails: per file, and per file and jail.
+fn files(o: &mut String, s: &Snapshot) {
+    let family = |o: &mut String, name: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} counter");
+    };
+    type FileField = fn(&crate::source::files::FileView) -> u64;
+    let per_file: [(&str, &str, FileField); 2] = [
+        (
+            "f2b_file_lines_read_total",
+            "Lines read from the log file.",
+            |f| f.lines,
+        ),
+        (
+            "f2b_file_lines_cut_total",
+            "Lines of the log file longer than 16 KiB, cut there.",
+            |f| f.cut,
+        ),
+    ];
+    for (name, help, value) in per_file {
+        family(o, name, help);
+        for f in &s.files {
+            let _ = writeln!(o, "{name}{{file=\"{}\"}} {}", label(&f.path), value(f));
+        }
+    }
+    let per_jail: [(&str, &str, bool); 2] = [
+        (
+            "f2b_file_lines_seen_total",
+            "Lines of the log file given to the jail's filter.",
+            false,
+        ),
+        (
+            "f2b_file_lines_matched_total",
+            "Failures the jail counted from the log file.",
+            true,
+        ),
+    ];
+    for (name, help, matched) in per_jail {
+        family(o, name, help);
+        for f in &s.files {
+            for (jail, (seen, m)) in &f.jails {
+                let v = if matched { m } else { seen };
+                let _ = writeln!(
+                    o,
+                    "{name}{{jail=\"{}\",file=\"{}\"}} {v}",
+                    label(jail),
+                    label(&f.path)
+                );
+            }
+        }
+    }
+}
+
 /// Render a snapshot in the Prometheus text format.
 pub fn render(s: &Snapshot) -> String {
     let mut o = String::with_capacity(4096);
@@ -449,6 +506,7 @@ pub fn render(s: &Snapshot) -> String {
         }
     }
 
+    files(&mut o, s);
     family(
         &mut o,
         "f2b_journal_entries_read_total",
@@ -486,7 +544,110 @@ pub fn render(s: &Snapshot) -> String {
         s.now_us.saturating_sub(s.journal_us)
     };
     let _ = writeln!(o, "f2b_journal_lag_seconds {}", secs(lag));
+    feeds(&mut o, &s.feeds, family);
+    if let Some(f) = &s.fleet {
+        crate::fleet::metrics::render(f, &mut o, label);
+    }
+    render_actions(&mut o, &s.actions);
     o
+}
+
+/// `f2b_feed_*`: per blocklist feed.
+fn feeds(
+    o: &mut String,
+    feeds: &[crate::engine::FeedInfo],
+    family: impl Fn(&mut String, &str, &str, &str),
+) {
+    type FeedField = fn(&crate::engine::FeedInfo) -> String;
+    let families: [(&str, &str, &str, FeedField); 4] = [
+        (
+            "f2b_feed_entries",
+            "gauge",
+            "Good entries of the feed's list in force, by address family.",
+            |_| String::new(),
+        ),
+        (
+            "f2b_feed_elements",
+            "gauge",
+            "Ranges of the feed in the firewall (merged, ignored and own addresses cut out).",
+            |f| f.elements.to_string(),
+        ),
+        (
+            "f2b_feed_fetch_failures_total",
+            "counter",
+            "Fetches of the feed that brought nothing usable since f2bd started.",
+            |f| f.fetch_failures.to_string(),
+        ),
+        (
+            "f2b_feed_last_change_timestamp_seconds",
+            "gauge",
+            "When the feed's list last changed (Unix seconds; 0 = never).",
+            |f| secs(f.last_change_us),
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        family(o, name, kind, help);
+        for f in feeds {
+            let feed = label(&f.name);
+            if name == "f2b_feed_entries" {
+                let (v4, v6) = (f.entries_v4, f.entries_v6);
+                let _ = writeln!(o, "{name}{{feed=\"{feed}\",family=\"ipv4\"}} {v4}");
+                let _ = writeln!(o, "{name}{{feed=\"{feed}\",family=\"ipv6\"}} {v6}");
+            } else {
+                let _ = writeln!(o, "{name}{{feed=\"{feed}\"}} {}", value(f));
+            }
+        }
+    }
+}
+
+/// The actions' delivery counters (issue 16): `f2b_action_*{action="NAME",type="TYPE"}`.
+fn render_actions(o: &mut String, actions: &[crate::engine::ActionStatus]) {
+    type Field = fn(&crate::outbox::SinkStats) -> u64;
+    let families: [(&str, &str, &str, Field); 5] = [
+        (
+            "f2b_action_sent_total",
+            "counter",
+            "Messages the action delivered.",
+            |s| s.sent,
+        ),
+        (
+            "f2b_action_failed_total",
+            "counter",
+            "Messages given up (a permanent error, or too many attempts).",
+            |s| s.failed,
+        ),
+        (
+            "f2b_action_dropped_total",
+            "counter",
+            "Messages dropped: too many waiting, or the action was removed.",
+            |s| s.dropped,
+        ),
+        (
+            "f2b_action_pending",
+            "gauge",
+            "Messages waiting for delivery.",
+            |s| s.pending,
+        ),
+        (
+            "f2b_action_retries_total",
+            "counter",
+            "Failed delivery attempts (each retry).",
+            |s| s.retries,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} {kind}");
+        for a in actions {
+            let _ = writeln!(
+                o,
+                "{name}{{action=\"{}\",type=\"{}\"}} {}",
+                label(&a.name),
+                label(&a.kind),
+                value(&a.stats)
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -529,6 +690,33 @@ mod tests {
             journal_us: 1_700_000_000_000_000,
             caught_up: false,
             now_us: 1_700_000_010_000_000,
+            files: vec![crate::source::files::FileView {
+                path: "/var/log/auth.log".into(),
+                state: "following".into(),
+                lines: 50,
+                cut: 1,
+                jails: [("sshd".to_string(), (40, 7))].into_iter().collect(),
+            }],
+            feeds: vec![crate::engine::FeedInfo {
+                name: "drop".into(),
+                entries_v4: 1000,
+                entries_v6: 40,
+                elements: 990,
+                fetch_failures: 2,
+                ..Default::default()
+            }],
+            fleet: None,
+            actions: vec![crate::engine::ActionStatus {
+                name: "hook".into(),
+                kind: "webhook".into(),
+                stats: crate::outbox::SinkStats {
+                    sent: 7,
+                    failed: 1,
+                    dropped: 2,
+                    pending: 3,
+                    retries: 4,
+                },
+            }],
         };
         let text = render(&s);
         for line in [
@@ -545,6 +733,19 @@ mod tests {
             "f2b_bans_pending 0",
             "f2b_journal_lag_seconds 10",
             "f2b_journal_caught_up 0",
+            "f2b_file_lines_read_total{file=\"/var/log/auth.log\"} 50",
+            "f2b_file_lines_cut_total{file=\"/var/log/auth.log\"} 1",
+            "f2b_file_lines_seen_total{jail=\"sshd\",file=\"/var/log/auth.log\"} 40",
+            "f2b_file_lines_matched_total{jail=\"sshd\",file=\"/var/log/auth.log\"} 7",
+            "f2b_feed_entries{feed=\"drop\",family=\"ipv4\"} 1000",
+            "f2b_feed_entries{feed=\"drop\",family=\"ipv6\"} 40",
+            "f2b_feed_elements{feed=\"drop\"} 990",
+            "f2b_feed_fetch_failures_total{feed=\"drop\"} 2",
+            "f2b_action_sent_total{action=\"hook\",type=\"webhook\"} 7",
+            "f2b_action_failed_total{action=\"hook\",type=\"webhook\"} 1",
+            "f2b_action_dropped_total{action=\"hook\",type=\"webhook\"} 2",
+            "f2b_action_pending{action=\"hook\",type=\"webhook\"} 3",
+            "f2b_action_retries_total{action=\"hook\",type=\"webhook\"} 4",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

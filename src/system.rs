@@ -24,6 +24,41 @@ pub fn services() -> Services {
     }
 }
 
+/// Where the distribution says what it is (os-release(5)).
+pub const OS_RELEASE: [&str; 2] = ["/etc/os-release", "/usr/lib/os-release"];
+
+/// The distribution ids of this host, most specific first: os-release's `ID`, then the ids
+/// of `ID_LIKE` (Ubuntu: `ubuntu`, `debian`; AlmaLinux: `almalinux`, `rhel`, `centos`,
+/// `fedora`). Filters choose their default log files by them. Empty when neither file is
+/// readable.
+pub fn os_ids() -> Vec<String> {
+    for f in OS_RELEASE {
+        match std::fs::read_to_string(f) {
+            Ok(text) => return parse_os_release(&text),
+            Err(e) => tracing::debug!(file = f, error = %e, "no os-release"),
+        }
+    }
+    Vec::new()
+}
+
+/// `ID` then the words of `ID_LIKE`, from os-release text.
+pub fn parse_os_release(text: &str) -> Vec<String> {
+    let value = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+            .next_back()
+            .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+    };
+    let mut ids: Vec<String> = value("ID").into_iter().collect();
+    for like in value("ID_LIKE").unwrap_or_default().split_whitespace() {
+        if !ids.iter().any(|i| i == like) {
+            ids.push(like.to_string());
+        }
+    }
+    ids.retain(|i| !i.is_empty());
+    ids
+}
+
 /// The addresses of this host's interfaces, as single-address networks (for `ignoreself`).
 /// Empty when the kernel does not tell (logged).
 pub fn local_addresses() -> Vec<IpNet> {
@@ -84,6 +119,18 @@ mod tests {
     #[test]
     fn root_is_named() {
         assert_eq!(user_name(0).as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn os_release_ids_most_specific_first() {
+        let alma = "NAME=\"AlmaLinux\"\nID=\"almalinux\"\nID_LIKE=\"rhel centos fedora\"\n";
+        assert_eq!(
+            parse_os_release(alma),
+            ["almalinux", "rhel", "centos", "fedora"]
+        );
+        assert_eq!(parse_os_release("ID=debian\n"), ["debian"]);
+        assert_eq!(parse_os_release("ID='arch'\nID_LIKE=\n"), ["arch"]);
+        assert!(parse_os_release("").is_empty());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::config::{JailConfig, Settings};
 use crate::engine::host_text;
 use crate::filter::{CompiledFilter, EntryCtx, FilterDef, JournalMatch, Outcome, Sessions};
 use crate::jail::{BanDecision, History, Jail, Verdict};
+use crate::source::date::find_any;
 use crate::source::syslog::SyslogParser;
 use crate::source::{
     self, JournalSpec, Route, RouteStats, SourceConfig, SourceError, SourceEvent, StartAt,
@@ -70,6 +71,8 @@ pub struct TestHit<'a> {
     /// `false` for a line of an attempt its session already counted: reported, not counted
     /// (see [`crate::filter::session`]).
     pub counted: bool,
+    /// The line number in a text source (from 1); `None` for a journal.
+    pub line: Option<u64>,
 }
 
 /// What to read.
@@ -233,7 +236,8 @@ pub fn run(
 }
 
 /// Text: syslog lines (their ident selects the filter's programs, their pid and time feed
-/// sessions and the jail), or plain MESSAGE lines.
+/// sessions and the jail), or plain MESSAGE lines (their time from the filter's
+/// `datepattern`, as the file reader takes it).
 fn read_text(
     acc: &mut Acc<'_>,
     def: &FilterDef,
@@ -253,6 +257,7 @@ fn read_text(
     };
     let mut sessions = Sessions::default();
     let parser = SyslogParser::default();
+    let tz = jiff::tz::TimeZone::system();
     let base = crate::engine::now_us();
     for (i, line) in reader.split(b'\n').enumerate() {
         let line = line.map_err(read_err)?;
@@ -267,39 +272,45 @@ fn read_text(
         }
         let msg = l.message.trim_end();
         let ctx = EntryCtx {
-            time_us: l.time_us.unwrap_or(base + i as u64),
+            time_us: (l.time_us)
+                .or_else(|| find_any(&def.dates, msg, &tz))
+                .unwrap_or(base + i as u64),
             pid: l.pid,
             boot: 0,
         };
         acc.sum.routed += 1;
-        let hit = |addr, regex, user, counted| TestHit {
-            addr,
-            regex,
-            message: msg,
-            time_us: ctx.time_us,
-            unit: None,
-            user,
-            counted,
-        };
-        match acc.filter.apply_entry(msg, &ctx, &mut sessions) {
-            Outcome::Miss => {
-                acc.sum.missed += 1;
-                acc.missed(msg)?;
-            }
-            Outcome::Ignored { .. } => acc.sum.ignored += 1,
-            Outcome::NoAddress { .. } => {
-                acc.sum.no_address += 1;
-                acc.missed(msg)?;
-            }
-            Outcome::Absorbed { regex, addr } => {
-                acc.sum.absorbed += 1;
-                acc.sum.per_regex[regex] += 1;
-                acc.hit(hit(addr, regex, None, false))?;
-            }
-            Outcome::Failure { regex, addr, user } => {
-                acc.sum.matched += 1;
-                acc.sum.per_regex[regex] += 1;
-                acc.hit(hit(addr, regex, user.as_deref(), true))?;
+        // rsyslog's "message repeated N times": N entries (see crate::source::syslog).
+        for _ in 0..l.repeats {
+            let hit = |addr, regex, user, counted| TestHit {
+                addr,
+                regex,
+                message: msg,
+                time_us: ctx.time_us,
+                unit: None,
+                user,
+                counted,
+                line: Some(i as u64 + 1),
+            };
+            match acc.filter.apply_entry(msg, &ctx, &mut sessions) {
+                Outcome::Miss => {
+                    acc.sum.missed += 1;
+                    acc.missed(msg)?;
+                }
+                Outcome::Ignored { .. } => acc.sum.ignored += 1,
+                Outcome::NoAddress { .. } => {
+                    acc.sum.no_address += 1;
+                    acc.missed(msg)?;
+                }
+                Outcome::Absorbed { regex, addr } => {
+                    acc.sum.absorbed += 1;
+                    acc.sum.per_regex[regex] += 1;
+                    acc.hit(hit(addr, regex, None, false))?;
+                }
+                Outcome::Failure { regex, addr, user } => {
+                    acc.sum.matched += 1;
+                    acc.sum.per_regex[regex] += 1;
+                    acc.hit(hit(addr, regex, user.as_deref(), true))?;
+                }
             }
         }
     }
@@ -351,6 +362,7 @@ fn read_journal(
                         unit: h.unit.as_deref(),
                         user: h.user.as_deref(),
                         counted: h.counts,
+                        line: None,
                     })
                 });
                 if result.is_err() {
@@ -362,8 +374,8 @@ fn read_journal(
                 result = Err(TestError::Journal(e));
                 break;
             }
-            SourceEvent::CaughtUp => {}
-            SourceEvent::Ended => break,
+            SourceEvent::CaughtUp(_) => {}
+            SourceEvent::Ended(_) => break,
         }
     }
     reader.stop();

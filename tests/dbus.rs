@@ -644,6 +644,17 @@ fn anyone_reads_but_changes_need_root_or_polkit() {
     );
     for args in [
         call(&m, &["Ban", "sst", "ssh", "198.51.100.1", "0"]),
+        call(
+            &m,
+            &[
+                "BanWithOptions",
+                "ssta{sv}",
+                "ssh",
+                "198.51.100.0/24",
+                "0",
+                "0",
+            ],
+        ),
         call(&m, &["Unban", "ss", "", "203.0.113.9"]),
         call(&m, &["UnbanAll", "s", ""]),
         call(&m, &["Reload"]),
@@ -798,6 +809,88 @@ fn cli_drives_the_daemon() {
         assert_eq!(exit_code(&o), code, "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(msg), "{args:?}: {}", stderr(&o));
     }
+    daemon.stop();
+}
+
+/// Issue 10.3: a manual ban of a prefix holding an ignored address is refused unless the caller
+/// overrides explicitly (`f2b ban --force`, BanWithOptions force); a single ignored address is
+/// refused even then, and a misspelt option is refused rather than ignored.
+#[test]
+fn a_manual_prefix_ban_over_an_ignored_address_needs_force() {
+    require_root!();
+    let bus = PrivateBus::start();
+    let config = CONFIG.replace(
+        "maxretry = 3\n",
+        "maxretry = 3\nignoreip = [\"198.51.100.7\"]\n",
+    );
+    let daemon = Daemon::start(&bus, &config);
+    let a = bus.address.as_str();
+
+    let o = f2b(a, &["ban", "ssh", "198.51.100.0/24"]);
+    assert_eq!(exit_code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert!(bans(a).is_empty());
+
+    let o = f2b(a, &["ban", "ssh", "198.51.100.7", "--force"]);
+    assert_eq!(exit_code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("ignoreip"), "{}", stderr(&o));
+
+    let m = [
+        "call",
+        "org.f2b",
+        "/org/f2b",
+        "org.f2b.Manager1",
+        "BanWithOptions",
+    ];
+    let busctl = |rest: &[&str]| {
+        Proc::new("busctl")
+            .arg(format!("--address={a}"))
+            .args(m)
+            .args(rest)
+            .output()
+            .unwrap()
+    };
+    refused(
+        &busctl(&[
+            "ssta{sv}",
+            "ssh",
+            "198.51.100.0/24",
+            "0",
+            "1",
+            "forse",
+            "b",
+            "true",
+        ]),
+        "unknown option",
+    );
+    refused(
+        &busctl(&[
+            "ssta{sv}",
+            "ssh",
+            "198.51.100.0/24",
+            "0",
+            "1",
+            "force",
+            "u",
+            "1",
+        ]),
+        "expected a boolean",
+    );
+    assert!(bans(a).is_empty());
+
+    ok(&f2b(a, &["ban", "ssh", "198.51.100.0/24", "--force"]));
+    assert_eq!(bans(a), [("ssh".into(), "198.51.100.0/24".into())]);
+    ok(&busctl(&[
+        "ssta{sv}",
+        "web",
+        "198.51.100.0/25",
+        "60",
+        "1",
+        "force",
+        "b",
+        "true",
+    ]));
+    assert_eq!(bans(a).len(), 2);
     daemon.stop();
 }
 

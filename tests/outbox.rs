@@ -38,6 +38,10 @@ maxretry = 2
 findtime = "1h"
 bantime = "2s"
 actions = ["hook"]
+# The test hands the engine its own sink of this name.
+[action.hook]
+type = "command"
+command = ["/bin/true"]
 "#;
 
 async fn wait_for_notices(c: &Collect, n: usize) -> Vec<Notice> {

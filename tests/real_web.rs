@@ -2,10 +2,13 @@
 //! access.log, /var/log/nginx/error.log and access.log forms, with their timestamps), attacked
 //! over a veth pair from another network namespace; the files are then read the way
 //! `f2b test FILTER FILE` reads them ([`f2b::tester`]) and every shipped web filter must find
-//! the attacker, and only the attacker, as often as it attacked.
+//! the attacker, and only the attacker, as often as it attacked. And the real `f2bd` follows
+//! nginx's files (`source = "file"`) through logrotate's rename + create and copytruncate,
+//! banning in the server namespace (issue 13).
 //!
 //! The journal forms of the same servers are tested in tests/real_services.rs. Needs root,
-//! apache2 and apache2-utils (htpasswd), nginx; skips with the reason otherwise.
+//! apache2 and apache2-utils (htpasswd), nginx, logrotate and nft; skips with the reason
+//! otherwise.
 
 mod common;
 
@@ -203,17 +206,10 @@ const APACHE_BINS: &[&str] = &[
     "/usr/lib/apache2/modules/mod_cgi.so",
 ];
 
-#[test]
-fn apache_error_and_access_log_files_name_the_attacker() {
-    let test = "apache_error_and_access_log_files_name_the_attacker";
-    if !root_or_skip(test) {
-        return;
-    }
-    if let Some(why) = missing(APACHE_BINS) {
-        eprintln!("SKIP {test}: {why}");
-        return;
-    }
-    let pair = Pair::new();
+/// Apache in a scratch directory `D` (configuration `D/apache2.conf`), with its error and
+/// access log files in `D/logs`, basic authentication on /private/, /denied/ and CGI scripts
+/// in /cgi-bin/.
+fn apache(pair: &Pair) -> (tempfile::TempDir, Server, SocketAddr, SocketAddr) {
     let dir = scratch_dir(&["www/private", "www/denied", "cgi-bin", "run", "logs"]);
     let d = dir.path();
     fs::write(d.join("www/index.html"), "hello\n").unwrap();
@@ -268,11 +264,27 @@ fn apache_error_and_access_log_files_name_the_attacker() {
         format!("<Directory {p}/cgi-bin>\nRequire all granted\n</Directory>"),
     ];
     fs::write(&conf, lines.join("\n") + "\n").unwrap();
-    let (_server, a4, a6) = start(
-        &pair,
+    let (server, a4, a6) = start(
+        pair,
         &format!("/usr/sbin/apache2 -f {} -k start", conf.display()),
         d.join("run/httpd.pid"),
     );
+    (dir, server, a4, a6)
+}
+
+#[test]
+fn apache_error_and_access_log_files_name_the_attacker() {
+    let test = "apache_error_and_access_log_files_name_the_attacker";
+    if !root_or_skip(test) {
+        return;
+    }
+    if let Some(why) = missing(APACHE_BINS) {
+        eprintln!("SKIP {test}: {why}");
+        return;
+    }
+    let pair = Pair::new();
+    let (dir, _server, a4, a6) = apache(&pair);
+    let d = dir.path();
     let host = "www.example.org";
     let long_uri = format!("/{}", "a".repeat(9000));
     let (atk4, atk6) = (Pair::ATK4, Pair::ATK6);
@@ -308,17 +320,9 @@ fn apache_error_and_access_log_files_name_the_attacker() {
     expect(&access_log, &[("apache-badbots", None, &[(atk4, 1)])]);
 }
 
-#[test]
-fn nginx_error_and_access_log_files_name_the_attacker() {
-    let test = "nginx_error_and_access_log_files_name_the_attacker";
-    if !root_or_skip(test) {
-        return;
-    }
-    if let Some(why) = missing(&["/usr/sbin/nginx"]) {
-        eprintln!("SKIP {test}: {why}");
-        return;
-    }
-    let pair = Pair::new();
+/// nginx in a scratch directory `D`, with its error and access log files in `D/logs`, basic
+/// authentication on /private/ and a request limit on /limited/.
+fn nginx(pair: &Pair) -> (tempfile::TempDir, Server, SocketAddr, SocketAddr) {
     let dir = scratch_dir(&["www/private", "www/limited", "tmp", "logs"]);
     let d = dir.path();
     fs::write(d.join("www/index.html"), "hello\n").unwrap();
@@ -345,8 +349,8 @@ fn nginx_error_and_access_log_files_name_the_attacker() {
         "} }".into(),
     ];
     fs::write(&conf, lines.join("\n") + "\n").unwrap();
-    let (_server, a4, a6) = start(
-        &pair,
+    let (server, a4, a6) = start(
+        pair,
         &format!(
             "/usr/sbin/nginx -c {} -e {}",
             conf.display(),
@@ -354,6 +358,22 @@ fn nginx_error_and_access_log_files_name_the_attacker() {
         ),
         d.join("nginx.pid"),
     );
+    (dir, server, a4, a6)
+}
+
+#[test]
+fn nginx_error_and_access_log_files_name_the_attacker() {
+    let test = "nginx_error_and_access_log_files_name_the_attacker";
+    if !root_or_skip(test) {
+        return;
+    }
+    if let Some(why) = missing(&["/usr/sbin/nginx"]) {
+        eprintln!("SKIP {test}: {why}");
+        return;
+    }
+    let pair = Pair::new();
+    let (dir, _server, a4, a6) = nginx(&pair);
+    let d = dir.path();
     let host = "www.example.org";
     let (atk4, atk6) = (Pair::ATK4, Pair::ATK6);
     let mut requests: Vec<(SocketAddr, Vec<u8>)> = vec![
@@ -394,5 +414,190 @@ fn nginx_error_and_access_log_files_name_the_attacker() {
             ("nginx-botsearch", Some("normal"), &[(atk4, 1)]),
             ("nginx-bad-request", None, &[(atk4, 1)]),
         ],
+    );
+}
+
+/// f2bd follows nginx's own log files (`source = "file"`) and enforces in the server
+/// namespace: a basic-auth brute force in the error log, half before and half after a logrotate
+/// rename + create with nginx reopening its logs (USR1, as Debian's /etc/logrotate.d/nginx
+/// does), bans; scanner requests in the access log after a logrotate copytruncate ban too; every
+/// failure counts once.
+#[test]
+fn f2bd_follows_nginx_log_files_through_logrotate_and_bans() {
+    let test = "f2bd_follows_nginx_log_files_through_logrotate_and_bans";
+    if !common::root_and_tools_or_skip(test) {
+        return;
+    }
+    if let Some(why) = missing(&["/usr/sbin/nginx", "/usr/sbin/logrotate"]) {
+        eprintln!("SKIP {test}: {why}");
+        return;
+    }
+    let pair = Pair::new();
+    let (dir, _server, a4, a6) = nginx(&pair);
+    let d = dir.path();
+    let logs = d.join("logs");
+    let f2bd = f2bd_with_file_jails(
+        &pair,
+        &[
+            ("nginx-http-auth", &logs.join("error.log"), 3),
+            ("nginx-botsearch", &logs.join("*.log"), 2),
+        ],
+    );
+    two_auth_failures(&pair, d, &f2bd, a4);
+    // logrotate as Debian configures it for nginx: rename + create, then USR1 to reopen.
+    let pid = d.join("nginx.pid");
+    let reopen = format!("kill -USR1 $(cat {})", pid.display());
+    rotate(d, "create 0640 root root", &reopen);
+    wait_reopened(&pid, &logs.join("error.log.1"));
+    // The third failure, written to the new file, bans.
+    http(&pair, Pair::ATK4, a4, wrong_password());
+    wait_lines(&logs.join("error.log"), "password mismatch", 1);
+    wait_banned(&pair, &f2bd, Pair::ATK4, Pair::SRV4);
+    failures_counted(&f2bd, 3);
+    // copytruncate: the files keep their inodes and start again from nothing; the copies in
+    // *.log.1 hold what was read already.
+    rotate(d, "copytruncate", &reopen);
+    assert!(logs.join("error.log.2").exists());
+    http(&pair, Pair::ATK6, a6, get("/wp-login.php", HOST, &[]));
+    http(&pair, Pair::ATK6, a6, get("/phpmyadmin/", HOST, &[]));
+    wait_banned(&pair, &f2bd, Pair::ATK6, Pair::SRV6);
+    failures_counted(&f2bd, 5);
+    f2bd.stop();
+}
+
+const HOST: &str = "www.example.org";
+
+/// A request for /private/ with alice's wrong password.
+fn wrong_password() -> Vec<u8> {
+    get("/private/", HOST, &[&basic("alice", "wrong")])
+}
+
+/// f2bd enforcing in the server namespace, with file jails (name, logpath, maxretry) on port 80.
+fn f2bd_with_file_jails(pair: &Pair, jails: &[(&str, &Path, u32)]) -> common::F2bd {
+    let config: String = (jails.iter())
+        .map(|(name, path, maxretry)| {
+            format!(
+                "[jail.{name}]\nenabled = true\nsource = \"file\"\nlogpath = [\"{}\"]\n\
+                 maxretry = {maxretry}\nbantime = \"1h\"\nports = [80]\n",
+                path.display()
+            )
+        })
+        .collect();
+    common::F2bd::with_config(&config)
+        .firewall("nftables")
+        .netns(&pair.srv)
+        .start()
+}
+
+/// Two wrong passwords from the IPv4 attacker (and a request that shows they are logged):
+/// counted by f2bd, not banned yet.
+fn two_auth_failures(pair: &Pair, d: &Path, f2bd: &common::F2bd, a4: SocketAddr) {
+    let index = get("/index.html", HOST, &[]);
+    attack(
+        pair,
+        d,
+        vec![(a4, wrong_password()), (a4, wrong_password()), (a4, index)],
+    );
+    failures_counted(f2bd, 2);
+    assert_eq!(
+        common::connect(&pair.atk, Pair::ATK4, Pair::SRV4, 80),
+        common::Outcome::Connected,
+        "banned after two failures:\n{}",
+        f2bd.log()
+    );
+}
+
+/// The real logrotate on `D/logs/*.log` with the rotation `how` (`create …` or
+/// `copytruncate`), then `reopen` (a shell command: the server's postrotate script).
+fn rotate(d: &Path, how: &str, reopen: &str) {
+    let conf = format!(
+        "{}/*.log {{\n  rotate 5\n  {how}\n  sharedscripts\n  postrotate\n    {reopen}\n  \
+         endscript\n}}\n",
+        d.join("logs").display(),
+    );
+    let name = how.split_whitespace().next().unwrap_or("rotate");
+    common::logrotate::force(d, name, &conf);
+}
+
+/// f2bd follows Apache's own log files (`source = "file"`) and enforces in the server
+/// namespace: a basic-auth brute force in the error log across a logrotate rename + create
+/// followed by a graceful restart (as Debian's /etc/logrotate.d/apache2 does it) bans; a bad
+/// bot's request in the access log after a copytruncate bans too; every failure counts once.
+#[test]
+fn f2bd_follows_apache_log_files_through_logrotate_and_bans() {
+    let test = "f2bd_follows_apache_log_files_through_logrotate_and_bans";
+    if !common::root_and_tools_or_skip(test) {
+        return;
+    }
+    let bins = [APACHE_BINS, &["/usr/sbin/logrotate"]].concat();
+    if let Some(why) = missing(&bins) {
+        eprintln!("SKIP {test}: {why}");
+        return;
+    }
+    let pair = Pair::new();
+    let (dir, _server, a4, a6) = apache(&pair);
+    let d = dir.path();
+    let logs = d.join("logs");
+    let f2bd = f2bd_with_file_jails(
+        &pair,
+        &[
+            ("apache-auth", &logs.join("error.log"), 3),
+            ("apache-badbots", &logs.join("access.log"), 1),
+        ],
+    );
+    two_auth_failures(&pair, d, &f2bd, a4);
+    let graceful = format!(
+        "/usr/sbin/apache2 -f {} -k graceful",
+        d.join("apache2.conf").display()
+    );
+    rotate(d, "create 0640 root root", &graceful);
+    wait_reopened(&d.join("run/httpd.pid"), &logs.join("error.log.1"));
+    http(&pair, Pair::ATK4, a4, wrong_password());
+    wait_lines(&logs.join("error.log"), "AH01617", 1);
+    wait_banned(&pair, &f2bd, Pair::ATK4, Pair::SRV4);
+    failures_counted(&f2bd, 3);
+    rotate(d, "copytruncate", &graceful);
+    assert!(logs.join("access.log.2").exists());
+    let bot = ["User-Agent: sqlmap/1.7.2#stable (https://sqlmap.org)"];
+    http(&pair, Pair::ATK6, a6, get("/index.html", HOST, &bot));
+    wait_banned(&pair, &f2bd, Pair::ATK6, Pair::SRV6);
+    failures_counted(&f2bd, 4);
+    f2bd.stop();
+}
+
+/// Waits until no process of the server whose master's pid is in `pidfile` has `rotated` open
+/// (nginx reopens its logs on USR1, the master and then each worker; Apache on a graceful
+/// restart, with new children).
+fn wait_reopened(pidfile: &Path, rotated: &Path) {
+    let master = fs::read_to_string(pidfile).unwrap().trim().to_string();
+    let holds_rotated = || {
+        let children = fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .unwrap_or_default();
+        let pids = std::iter::once(master.as_str()).chain(children.split_whitespace());
+        pids.flat_map(|p| fs::read_dir(format!("/proc/{p}/fd")).into_iter().flatten())
+            .flatten()
+            .any(|fd| fs::read_link(fd.path()).is_ok_and(|l| l == rotated))
+    };
+    assert!(
+        poll_until(Duration::from_secs(10), || !holds_rotated()),
+        "the server still writes to {} after it was told to reopen its logs",
+        rotated.display()
+    );
+}
+
+/// Waits until f2bd's STATUS= counts `n` failures over its jails.
+fn failures_counted(f2bd: &common::F2bd, n: u64) {
+    f2bd.wait_status(Duration::from_secs(5), &format!("{n} failures"), |s| {
+        s.contains(&format!(" {n} failures"))
+    });
+}
+
+/// Waits until `src`'s connects to port 80 of `dst` time out (banned by `f2bd`).
+fn wait_banned(pair: &Pair, f2bd: &common::F2bd, src: &str, dst: &str) {
+    let blocked = || common::connect(&pair.atk, src, dst, 80) == common::Outcome::TimedOut;
+    assert!(
+        poll_until(Duration::from_secs(5), blocked),
+        "{src} not banned:\n{}",
+        f2bd.log()
     );
 }

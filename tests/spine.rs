@@ -311,7 +311,7 @@ fn cursor_resume_is_exact() {
                     times.extend(b.hits.iter().map(|h| h.time_us));
                     cursors.push(b.cursor.unwrap());
                 }
-                SourceEvent::Ended => break,
+                SourceEvent::Ended(_) => break,
                 SourceEvent::Warning(w) => panic!("{w}"),
                 _ => {}
             }
@@ -353,7 +353,7 @@ fn cursor_resume_is_exact() {
         match ev {
             SourceEvent::Batch(b) => times.extend(b.hits.iter().map(|h| h.time_us)),
             SourceEvent::Warning(w) => warned = w.contains("skipped"),
-            SourceEvent::Ended => break,
+            SourceEvent::Ended(_) => break,
             _ => {}
         }
     }

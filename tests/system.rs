@@ -15,6 +15,8 @@ mod browser;
 mod common;
 #[path = "system/container.rs"]
 mod container;
+#[path = "system/files.rs"]
+mod files;
 #[path = "system/latency.rs"]
 mod latency;
 #[path = "system/mangen.rs"]
@@ -165,6 +167,8 @@ fn f2b_toml_5_documents_every_key() {
     let page = std::fs::read_to_string(repo().join("man/f2b.toml.5")).unwrap();
     let keys = f2b::config::JAIL_KEYS
         .iter()
+        .chain(f2b::config::FEED_KEYS)
+        .chain(f2b::config::FLEET_KEYS.iter())
         .chain(["state_dir", "history_max_age", "filter_dirs"].iter());
     for k in keys {
         assert!(
@@ -223,7 +227,7 @@ fn http_get(addr: &str, path: &str, deadline: Instant) -> String {
     loop {
         match std::net::TcpStream::connect(addr) {
             Ok(mut s) => {
-                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
                 write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
                 let mut out = String::new();
                 s.read_to_string(&mut out).unwrap();
@@ -281,7 +285,8 @@ fn metrics_on_a_socket_passed_like_systemd_does() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // A condition, not a sleep: generous because the package test builds in parallel.
+    let deadline = Instant::now() + Duration::from_secs(180);
     // systemd-socket-activate execs f2bd on the first connection.
     let mut body;
     loop {

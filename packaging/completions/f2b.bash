@@ -31,11 +31,17 @@ _f2b() {
             f2b,demo-journal)
                 cmd="f2b__subcmd__demo__subcmd__journal"
                 ;;
+            f2b,feeds)
+                cmd="f2b__subcmd__feeds"
+                ;;
             f2b,filters)
                 cmd="f2b__subcmd__filters"
                 ;;
             f2b,firewall)
                 cmd="f2b__subcmd__firewall"
+                ;;
+            f2b,fleet)
+                cmd="f2b__subcmd__fleet"
                 ;;
             f2b,help)
                 cmd="f2b__subcmd__help"
@@ -103,11 +109,17 @@ _f2b() {
             f2b__subcmd__help,demo-journal)
                 cmd="f2b__subcmd__help__subcmd__demo__subcmd__journal"
                 ;;
+            f2b__subcmd__help,feeds)
+                cmd="f2b__subcmd__help__subcmd__feeds"
+                ;;
             f2b__subcmd__help,filters)
                 cmd="f2b__subcmd__help__subcmd__filters"
                 ;;
             f2b__subcmd__help,firewall)
                 cmd="f2b__subcmd__help__subcmd__firewall"
+                ;;
+            f2b__subcmd__help,fleet)
+                cmd="f2b__subcmd__help__subcmd__fleet"
                 ;;
             f2b__subcmd__help,help)
                 cmd="f2b__subcmd__help__subcmd__help"
@@ -188,7 +200,7 @@ _f2b() {
 
     case "${cmd}" in
         f2b)
-            opts="-h -V --help --version import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set help"
+            opts="-h -V --help --version import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set feeds fleet help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -202,7 +214,7 @@ _f2b() {
             return 0
             ;;
         f2b__subcmd__ban)
-            opts="-h --for --bus --json --help"
+            opts="-h --for --force --bus --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -285,6 +297,24 @@ _f2b() {
             fi
             case "${prev}" in
                 --entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        f2b__subcmd__feeds)
+            opts="-h --refresh --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -411,8 +441,26 @@ _f2b() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        f2b__subcmd__fleet)
+            opts="-h --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         f2b__subcmd__help)
-            opts="import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set help"
+            opts="import-fail2ban check test filters firewall completions demo-journal status ban unban bans reload monitor history start stop set feeds fleet help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -495,6 +543,20 @@ _f2b() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        f2b__subcmd__help__subcmd__feeds)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         f2b__subcmd__help__subcmd__filters)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -540,6 +602,20 @@ _f2b() {
         f2b__subcmd__help__subcmd__firewall__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        f2b__subcmd__help__subcmd__fleet)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -177,6 +177,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         (Some(h), Some(snap))
     };
+    let fleet = fleet(&settings).await?;
+    let fleet_applied = fleet.as_ref().map(|f| f.applied(snapshot.as_ref()));
+    // The actions' sinks (issue 16) and the fleet's, fed from the outbox; always there, so
+    // that a reload can add actions. Messages left from the last run are handed over by the
+    // engine at start.
+    let outbox = outbox(&settings, fleet.as_ref(), store.clone())?;
     let (ready_tx, mut ready_rx) = watch::channel(false);
     let (status_tx, mut status_rx) = watch::channel(String::new());
     let watchdog = sd_notify::watchdog_enabled();
@@ -199,13 +205,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         resume,
         firewall_events: Some(fw_rx),
         notice,
-        outbox: None,
-        host: f2b::system::host_name(),
+        outbox: Some(outbox),
+        host: (fleet.as_ref()).map_or_else(f2b::system::host_name, |f| f.host.clone()),
+        fleet: fleet.as_ref().map(|f| f.status.clone()),
     };
     let jails: Vec<String> = settings.enabled_jails().map(|j| j.name.clone()).collect();
     let (engine, handle, cmds) = Engine::new(settings, opts);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut engine_task = tokio::spawn(engine.run(cmds, stop_rx));
+    if let (Some(f), Some(applied)) = (&fleet, fleet_applied) {
+        f.start(handle.clone(), applied);
+    }
 
     tokio::spawn(async move {
         while status_rx.changed().await.is_ok() {
@@ -277,6 +287,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     result??;
     Ok(())
+}
+
+/// `[fleet]` (issue 17), connecting in the background.
+async fn fleet(settings: &config::Settings) -> anyhow::Result<Option<f2b::fleet::Fleet>> {
+    Ok(f2b::fleet::Fleet::connect(settings, &f2b::system::host_name()).await?)
+}
+
+/// The outbox and its sinks: the actions' (`[action.NAME]`) and the fleet's.
+fn outbox(
+    settings: &config::Settings,
+    fleet: Option<&f2b::fleet::Fleet>,
+    store: Option<f2b::store::StoreHandle>,
+) -> anyhow::Result<f2b::outbox::OutboxHandle> {
+    let mut sinks = f2b::action::sinks(settings)?;
+    sinks.extend(fleet.map(|f| f.sink()));
+    Ok(f2b::outbox::Deliverer::spawn(sinks, store))
 }
 
 #[cfg(test)]

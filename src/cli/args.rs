@@ -82,6 +82,7 @@ impl ConfigArgs {
             no_system_filters: self.filters.no_system_filters,
             default_text: Some(config::DEFAULT_CONFIG_TEXT),
             services,
+            os_ids: crate::system::os_ids(),
         }
     }
 }
@@ -196,6 +197,10 @@ pub enum DaemonCmd {
         /// How long, e.g. "1h" or "2d" (default: the jail's ban time).
         #[arg(long = "for", value_name = "DURATION", value_parser = ban_duration)]
         for_: Option<Duration>,
+        /// Ban a prefix even though it holds an address of the jail's ignoreip or one of this
+        /// host's own addresses (a single such address is always refused).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         bus: BusArgs,
         #[command(flatten)]
@@ -273,6 +278,32 @@ pub enum DaemonCmd {
         setting: Setting,
         #[command(flatten)]
         bus: BusArgs,
+    },
+    /// The blocklist feeds: entries, elements in the firewall, fetch times, bad lines, errors.
+    ///
+    /// ELEMENTS counts the ranges in the firewall (entries merged, ignored and own addresses
+    /// cut out). With --refresh, f2bd fetches the feeds (or FEED) first, with a conditional
+    /// request, and the list is shown once what they brought is enforced.
+    Feeds {
+        /// Fetch now (root or polkit), and wait until it is enforced.
+        #[arg(long)]
+        refresh: bool,
+        /// Only this feed.
+        #[arg(value_name = "FEED")]
+        name: Option<String>,
+        #[command(flatten)]
+        bus: BusArgs,
+        #[command(flatten)]
+        out: JsonArg,
+    },
+    /// The fleet (bans shared with other hosts through NATS): connection, lag (stream messages
+    /// not applied here yet), peers with when each was last seen, the decisions received
+    /// lately and what was refused, by reason.
+    Fleet {
+        #[command(flatten)]
+        bus: BusArgs,
+        #[command(flatten)]
+        out: JsonArg,
     },
 }
 

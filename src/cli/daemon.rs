@@ -63,7 +63,32 @@ pub async fn status_all(c: &Client, out: Out<'_>) -> Result<(), CliError> {
             j.total_banned.to_string(),
         ]);
     }
-    Ok(t.write(out.w)?)
+    t.write(out.w)?;
+    actions(c, out.w).await
+}
+
+/// The actions' delivery counters under `f2b status` (nothing when there are none).
+async fn actions(c: &Client, w: &mut dyn Write) -> Result<(), CliError> {
+    let list = c.manager().await?.get_actions().await?;
+    if list.is_empty() {
+        return Ok(());
+    }
+    writeln!(w)?;
+    let mut t = Table::new(&[
+        "ACTION", "TYPE", "SENT", "FAILED", "DROPPED", "PENDING", "RETRIES",
+    ]);
+    for a in list {
+        t.row(vec![
+            a.name,
+            a.kind,
+            a.sent.to_string(),
+            a.failed.to_string(),
+            a.dropped.to_string(),
+            a.pending.to_string(),
+            a.retries.to_string(),
+        ]);
+    }
+    Ok(t.write(w)?)
 }
 
 /// `f2b status JAIL`: what the jail enforces, its counters and its bans.
@@ -75,9 +100,18 @@ pub async fn status_jail(c: &Client, name: &str, out: Out<'_>) -> Result<(), Cli
         async move { jail.list_bans(off, n).await }
     })
     .await?;
+    // (A daemon from before file jails has no GetLogFiles: no files.)
+    let files = jail.get_log_files().await.unwrap_or_default();
     if out.json {
         let mut v = serde_json::to_value(&s)?;
         v["bans"] = serde_json::to_value(&bans)?;
+        v["log_files"] = serde_json::to_value(
+            (files.iter())
+                .map(|(path, state, lines, failures)| {
+                    json!({"path": path, "state": state, "lines": lines, "failures": failures})
+                })
+                .collect::<Vec<_>>(),
+        )?;
         return render::json(out.w, &v);
     }
     let w = out.w;
@@ -104,6 +138,19 @@ pub async fn status_jail(c: &Client, name: &str, out: Out<'_>) -> Result<(), Cli
     field(w, "Total failures", &s.total_failed.to_string())?;
     field(w, "Currently banned", &s.currently_banned.to_string())?;
     field(w, "Total banned", &s.total_banned.to_string())?;
+    if !files.is_empty() {
+        field(w, "Log files", "")?;
+        let mut t = Table::new(&["FILE", "STATE", "LINES", "FAILURES"]);
+        for (path, state, lines, failures) in &files {
+            t.row(vec![
+                path.clone(),
+                state.clone(),
+                lines.to_string(),
+                failures.to_string(),
+            ]);
+        }
+        t.indent(2).write(w)?;
+    }
     if bans.is_empty() {
         field(w, "Banned addresses", "none")?;
     } else {
@@ -174,7 +221,14 @@ fn ban_table(bans: &[BanRecord], with_jail: bool) -> Table {
     if with_jail {
         head.push("JAIL");
     }
-    head.extend(["ADDRESS", "BANNED AT", "UNTIL", "COUNT", "FAILURES"]);
+    head.extend([
+        "ADDRESS",
+        "BANNED AT",
+        "UNTIL",
+        "COUNT",
+        "FAILURES",
+        "ORIGIN",
+    ]);
     let mut t = Table::new(&head);
     for b in bans {
         let mut row = vec![];
@@ -187,23 +241,31 @@ fn ban_table(bans: &[BanRecord], with_jail: bool) -> Table {
             until(b.end_usec),
             b.count.to_string(),
             b.failures.to_string(),
+            b.origin.clone(),
         ]);
         t.row(row);
     }
     t
 }
 
-/// `f2b ban JAIL ADDR [--for DURATION]`.
+/// `f2b ban JAIL ADDR [--for DURATION] [--force]`.
 pub async fn ban(
     c: &Client,
     jail: &str,
     addr: &IpNet,
     for_: Option<Duration>,
+    force: bool,
     out: Out<'_>,
 ) -> Result<(), CliError> {
     let addr = host_text(addr);
     let seconds = for_.map_or(0, |d| d.as_secs());
-    let end = c.manager().await?.ban(jail, &addr, seconds).await?;
+    let m = c.manager().await?;
+    let end = if force {
+        let opts = std::collections::HashMap::from([("force", zbus::Variant::from(true))]);
+        m.ban_with_options(jail, &addr, seconds, opts).await?
+    } else {
+        m.ban(jail, &addr, seconds).await?
+    };
     if out.json {
         return render::json(
             out.w,

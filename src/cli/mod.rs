@@ -16,6 +16,8 @@ pub mod args;
 pub mod client;
 pub mod daemon;
 pub mod error;
+pub mod feeds;
+pub mod fleet;
 pub mod monitor;
 pub mod offline;
 pub mod render;
@@ -96,11 +98,13 @@ fn daemon_command(cmd: DaemonCmd, w: &mut dyn Write) -> Result<u8, CliError> {
                 jail,
                 addr,
                 for_,
+                force,
                 bus,
                 out: o,
             } => {
                 let c = Client::connect(bus.bus).await?;
-                daemon::ban(&c, &jail, &addr, for_, Out { w, json: o.json }).await?
+                let out = Out { w, json: o.json };
+                daemon::ban(&c, &jail, &addr, for_, force, out).await?
             }
             DaemonCmd::Unban {
                 all,
@@ -139,6 +143,19 @@ fn daemon_command(cmd: DaemonCmd, w: &mut dyn Write) -> Result<u8, CliError> {
             DaemonCmd::Set { jail, setting, bus } => {
                 let c = Client::connect(bus.bus).await?;
                 daemon::set(&c, &jail, setting, w).await?
+            }
+            DaemonCmd::Feeds {
+                refresh,
+                name,
+                bus,
+                out: o,
+            } => {
+                let c = Client::connect(bus.bus).await?;
+                feeds::feeds(&c, name, refresh, Out { w, json: o.json }).await?
+            }
+            DaemonCmd::Fleet { bus, out: o } => {
+                let c = Client::connect(bus.bus).await?;
+                fleet::fleet(&c, Out { w, json: o.json }).await?
             }
         }
         Ok(EXIT_OK)

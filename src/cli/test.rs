@@ -87,6 +87,9 @@ impl Report for Lines<'_> {
         if let Some(u) = h.user {
             o["user"] = json!(u);
         }
+        if let Some(n) = h.line {
+            o["line"] = json!(n);
+        }
         writeln!(self.out, "{o}")
     }
 

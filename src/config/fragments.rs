@@ -12,7 +12,10 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Problems};
 use super::limits;
-use super::raw::{closest, MergedDaemon, MergedJail, DAEMON_KEYS, JAIL_KEYS};
+use super::raw::{
+    closest, MergedDaemon, MergedFeed, MergedFleet, MergedJail, DAEMON_KEYS, FEED_KEYS, FLEET_KEYS,
+    JAIL_KEYS,
+};
 use super::LoadOptions;
 use crate::location::{line_of, Location};
 
@@ -97,6 +100,13 @@ pub(super) struct Merged {
     pub(super) daemon: MergedDaemon,
     pub(super) defaults: MergedJail,
     pub(super) jails: BTreeMap<String, (MergedJail, Location)>,
+    /// `[feed.NAME]` tables, with where each was first declared.
+    pub(super) feeds: BTreeMap<String, (MergedFeed, Location)>,
+    /// `[fleet]`, and where it was first written (`None`: no fleet).
+    pub(super) fleet: MergedFleet,
+    pub(super) fleet_decl: Option<Location>,
+    /// `[action.NAME]` tables, with where each was first declared.
+    pub(super) actions: BTreeMap<String, (super::actions::MergedAction, Location)>,
 }
 
 /// Parse and merge `files`; problems go to `problems`.
@@ -122,9 +132,21 @@ pub(super) fn merge(files: &[SourceFile], problems: &mut Problems) -> Merged {
                     m.defaults.set(k, v, |s| f.loc(s))
                 }),
                 "jail" => jails(f, value, &mut m.jails, problems),
+                "feed" => feeds(f, value, &mut m.feeds, problems),
+                "fleet" => {
+                    m.fleet_decl.get_or_insert(at);
+                    for_each(f, value, "[fleet]", problems, |k, v| {
+                        m.fleet.set(k, v, |s| f.loc(s))
+                    })
+                }
+                "action" => super::actions::merge(f, value, &mut m.actions, problems),
                 other => problems.invalid(
                     at,
-                    unknown(other, "at the top level", &["daemon", "defaults", "jail"]),
+                    unknown(
+                        other,
+                        "at the top level",
+                        &["daemon", "defaults", "jail", "feed", "fleet", "action"],
+                    ),
                 ),
             }
         }
@@ -163,6 +185,41 @@ fn jails(
     }
 }
 
+/// `[feed.NAME]` tables.
+fn feeds(
+    f: &SourceFile,
+    value: &Spanned<DeValue<'_>>,
+    feeds: &mut BTreeMap<String, (MergedFeed, Location)>,
+    problems: &mut Problems,
+) {
+    let Some(table) = value.get_ref().as_table() else {
+        problems.invalid(
+            f.loc(value.span()),
+            "feed: expected tables [feed.NAME], one per feed",
+        );
+        return;
+    };
+    for (name, feed) in table {
+        let decl = f.loc(feed.span());
+        let name = name.get_ref().as_ref();
+        if !crate::firewall::nft::valid_name(name) {
+            let shown: String = name.chars().take(64).collect();
+            problems.invalid(
+                decl,
+                format!("feed name {shown:?}: use 1–32 characters of [A-Za-z0-9_-]"),
+            );
+            continue;
+        }
+        let entry = feeds
+            .entry(name.to_string())
+            .or_insert_with(|| (MergedFeed::default(), decl));
+        let section = format!("[feed.{name}]");
+        for_each(f, feed, &section, problems, |k, v| {
+            entry.0.set(k, v, |s| f.loc(s))
+        });
+    }
+}
+
 /// Set every key of the table `value` with `set`, reporting unknown keys and wrong types.
 fn for_each(
     f: &SourceFile,
@@ -176,10 +233,11 @@ fn for_each(
         return;
     };
     let label = section.trim_matches(['[', ']']).replacen('.', " ", 1);
-    let known = if section == "[daemon]" {
-        DAEMON_KEYS
-    } else {
-        JAIL_KEYS
+    let known = match section {
+        "[daemon]" => DAEMON_KEYS,
+        "[fleet]" => FLEET_KEYS,
+        s if s.starts_with("[feed.") => FEED_KEYS,
+        _ => JAIL_KEYS,
     };
     for (key, v) in table {
         let k = key.get_ref().as_ref();

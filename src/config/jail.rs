@@ -7,12 +7,12 @@ use super::duration::{from_raw as dur, BanTime};
 use super::error::ConfigError;
 use super::ignore::IgnoreList;
 use super::limits;
-use super::ports::{parse_port, Services};
+use super::ports::{parse_port, parse_protocol, parse_verdict, Services};
 use super::raw::{closest, MergedJail, RawDur};
 use super::settings::{Increment, JailConfig, JailSource};
 use crate::filter::library::FilterLibrary;
-use crate::filter::JournalMatch;
-use crate::firewall::{JailRules, PortRange, Protocol, Verdict};
+use crate::filter::{FilterDef, JournalMatch};
+use crate::firewall::{JailRules, PortRange, Verdict};
 use crate::location::Location;
 
 /// Default `maxretry`, `findtime`, `bantime`, `ignoreip` and `bantime_maxtime`.
@@ -29,6 +29,8 @@ pub(super) struct Resolver<'a> {
     pub(super) decl: &'a Location,
     pub(super) library: &'a FilterLibrary,
     pub(super) services: &'a Services,
+    /// The host's distribution ids (for a filter's default `[logpath]`).
+    pub(super) os_ids: &'a [String],
 }
 
 /// A key's value from the jail, else from `[defaults]`, with its location.
@@ -138,26 +140,10 @@ impl Resolver<'_> {
     }
 
     fn source(&self) -> Result<JailSource, ConfigError> {
-        let library = self.library;
         let source_kind = get!(self, source);
         let source = match source_kind.as_ref().map(|(s, l)| (s.as_str(), l.clone())) {
             None | Some(("journal", _)) => {
-                let (fname, floc) = get!(self, filter)
-                    .map(|(v, l)| (v.clone(), l))
-                    .unwrap_or_else(|| (self.jail_name.to_string(), self.decl.clone()));
-                let def = library.get(&fname).ok_or_else(|| {
-                    self.err(floc.clone(), "filter", unknown_filter(&fname, library))
-                })?;
-                let mode = match get!(self, mode) {
-                    Some((m, mloc)) => Some(
-                        def.resolve_mode(Some(m))
-                            .map_err(|e| self.err(mloc, "mode", e))?
-                            .unwrap_or_default(),
-                    ),
-                    None => def
-                        .resolve_mode(None)
-                        .map_err(|e| self.err(floc.clone(), "mode", e))?,
-                };
+                let (fname, floc, def, mode) = self.filter()?;
                 let mut matches = match get!(self, matches) {
                     Some((list, l)) => self.parse_matches(list, l, "matches")?,
                     None => def.matches.clone(),
@@ -180,6 +166,55 @@ impl Resolver<'_> {
                     matches,
                 }
             }
+            Some(("fleet", _)) => JailSource::Fleet,
+            Some(("file", sloc)) => {
+                let (fname, _, def, mode) = self.filter()?;
+                for (key, v) in [
+                    ("matches", get!(self, matches)),
+                    ("extra_matches", get!(self, extra_matches)),
+                ] {
+                    if let Some((_, l)) = v {
+                        return Err(self.err(
+                            l,
+                            key,
+                            "journal matches do not apply to source = \"file\" (use logpath)",
+                        ));
+                    }
+                }
+                let logpath = match get!(self, logpath) {
+                    Some((list, l)) => {
+                        if list.is_empty() {
+                            return Err(self.err(l, "logpath", "names no file"));
+                        }
+                        for p in list {
+                            limits::log_path(p).map_err(|e| self.err(l.clone(), "logpath", e))?;
+                        }
+                        list.clone()
+                    }
+                    None => match def.logpath_for(self.os_ids) {
+                        Some(paths) => paths.to_vec(),
+                        None => {
+                            return Err(self.err(
+                                sloc,
+                                "logpath",
+                                format!(
+                                    "source = \"file\" needs logpath = [\"/var/log/…\"]: filter \
+                                     {fname:?} names no default log file for this system{}",
+                                    match self.os_ids.first() {
+                                        Some(id) => format!(" ({id})"),
+                                        None => String::new(),
+                                    }
+                                ),
+                            ))
+                        }
+                    },
+                };
+                JailSource::File {
+                    filter: fname,
+                    mode,
+                    logpath,
+                }
+            }
             Some(("bans", _)) => JailSource::Bans {
                 jails: get!(self, watch_jails)
                     .map(|(v, _)| v.clone())
@@ -189,11 +224,33 @@ impl Resolver<'_> {
                 return Err(self.err(
                     l,
                     "source",
-                    format!("{other:?} is not \"journal\" or \"bans\""),
+                    format!("{other:?} is not \"journal\", \"file\", \"bans\" or \"fleet\""),
                 ))
             }
         };
         Ok(source)
+    }
+
+    /// The jail's filter (by `filter`, else the jail's name) and its mode.
+    fn filter(&self) -> Result<(String, Location, &FilterDef, Option<String>), ConfigError> {
+        let library = self.library;
+        let (fname, floc) = get!(self, filter)
+            .map(|(v, l)| (v.clone(), l))
+            .unwrap_or_else(|| (self.jail_name.to_string(), self.decl.clone()));
+        let def = library
+            .get(&fname)
+            .ok_or_else(|| self.err(floc.clone(), "filter", unknown_filter(&fname, library)))?;
+        let mode = match get!(self, mode) {
+            Some((m, mloc)) => Some(
+                def.resolve_mode(Some(m))
+                    .map_err(|e| self.err(mloc, "mode", e))?
+                    .unwrap_or_default(),
+            ),
+            None => def
+                .resolve_mode(None)
+                .map_err(|e| self.err(floc.clone(), "mode", e))?,
+        };
+        Ok((fname, floc, def, mode))
     }
 
     fn parse_matches(
@@ -257,31 +314,12 @@ impl Resolver<'_> {
             None => Vec::new(),
         };
         let protocol = match get!(self, protocol) {
-            Some((p, l)) => match p.as_str() {
-                "tcp" => Protocol::Tcp,
-                "udp" => Protocol::Udp,
-                "tcp+udp" | "tcpudp" | "both" => Protocol::TcpUdp,
-                "all" if !ports.is_empty() => {
-                    return Err(self.err(l, "protocol", "\"all\" cannot be combined with ports"))
-                }
-                "all" => Protocol::All,
-                o => {
-                    return Err(self.err(
-                        l,
-                        "protocol",
-                        format!("{o:?} is not tcp, udp, tcp+udp or all"),
-                    ))
-                }
-            },
-            None if ports.is_empty() => Protocol::All,
-            None => Protocol::Tcp,
+            Some((p, l)) => parse_protocol(Some(p), !ports.is_empty())
+                .map_err(|e| self.err(l, "protocol", e))?,
+            None => parse_protocol(None, !ports.is_empty()).expect("a default"),
         };
         let verdict = match get!(self, action) {
-            Some((a, l)) => match a.as_str() {
-                "drop" => Verdict::Drop,
-                "reject" => Verdict::Reject,
-                o => return Err(self.err(l, "action", format!("{o:?} is not drop or reject"))),
-            },
+            Some((a, l)) => parse_verdict(Some(a)).map_err(|e| self.err(l, "action", e))?,
             None => Verdict::Drop,
         };
         Ok(JailRules {

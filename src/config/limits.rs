@@ -76,6 +76,20 @@ pub fn max_retry(n: i64) -> Result<u32, LimitError> {
         })
 }
 
+/// A log file of a file jail (`logpath`): an absolute path, whose last components may be
+/// globs (`*`, `?`, `[…]`), naming files rather than a directory.
+pub fn log_path(p: &str) -> Result<&str, LimitError> {
+    if !p.starts_with('/') {
+        return Err(err(format!(
+            "{p:?} is not an absolute path (logpath must start with /)"
+        )));
+    }
+    if p.ends_with('/') || p.contains('\0') {
+        return Err(err(format!("{p:?} does not name a file")));
+    }
+    Ok(p)
+}
+
 /// A duration that must be positive and at most [`MAX_SECONDS`] (find time, ban time).
 pub fn positive_duration(d: Duration) -> Result<Duration, LimitError> {
     if d.is_zero() {

@@ -10,8 +10,12 @@
 //! Nothing here touches the system: the facts it needs (the services table) come in
 //! [`LoadOptions`] from [`crate::system`], so `f2b check` and a reload validate safely.
 
+mod action_resolve;
+mod actions;
 pub mod duration;
 mod error;
+pub mod feeds;
+pub mod fleet;
 mod fragments;
 mod ignore;
 mod jail;
@@ -27,11 +31,17 @@ use std::time::Duration;
 /// Moved to [`crate::system::local_addresses`] (the configuration does not read the system);
 /// kept here for the callers that still use this path.
 pub use crate::system::local_addresses;
+pub use actions::{
+    parse_header_lines, ActionConfig, ActionKind, MailTls, Secret, ABUSEIPDB_URL, ACTION_KEYS,
+    DIGEST_SUBJECT, MAIL_BODY, MAIL_SUBJECT,
+};
 pub use duration::{format_duration, parse_duration, BanTime};
 pub use error::ConfigError;
+pub use feeds::{FeedConfig, FeedFormat, FeedSource};
+pub use fleet::FleetConfig;
 pub use ignore::IgnoreList;
 pub use ports::{port_text, RawPort, Services};
-pub use raw::{RawDur, DAEMON_KEYS, JAIL_KEYS};
+pub use raw::{RawDur, DAEMON_KEYS, FEED_KEYS, FLEET_KEYS, JAIL_KEYS};
 pub use settings::{DaemonConfig, Increment, JailConfig, JailSource, Settings};
 
 use crate::filter::library::FilterLibrary;
@@ -62,6 +72,9 @@ pub struct LoadOptions {
     /// Service names for `ports` (the binaries pass [`crate::system::services`]; the default
     /// knows only the well-known names).
     pub services: Services,
+    /// The host's distribution ids, most specific first ([`crate::system::os_ids`]): they
+    /// choose a filter's default log files (`[logpath]`) for file jails without `logpath`.
+    pub os_ids: Vec<String>,
 }
 
 /// The shipped default configuration (`packaging/f2b.toml`).
@@ -116,7 +129,13 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
     };
     let mut jails = Vec::new();
     let mut filters = BTreeMap::new();
-    for (name, (merged_jail, decl)) in &merged.jails {
+    let fleet_cfg = fleet::resolve(&merged, &mut problems);
+    let fleet_jail = fleet::fleet_jail(&merged).map(|j| (fleet::FLEET_JAIL.to_string(), j));
+    for (name, (merged_jail, decl)) in merged
+        .jails
+        .iter()
+        .chain(fleet_jail.iter().map(|(n, j)| (n, j)))
+    {
         let r = jail::Resolver {
             jail: merged_jail,
             defaults: &merged.defaults,
@@ -124,6 +143,7 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
             decl,
             library: &library,
             services: &opts.services,
+            os_ids: &opts.os_ids,
         };
         let jail = match r.build() {
             Ok(j) => j,
@@ -134,9 +154,9 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
         };
         // Compiled for every jail, enabled or not: `f2b start JAIL` then compiles nothing.
         {
-            if let JailSource::Journal { filter, mode, .. } = &jail.source {
+            if let Some((filter, mode)) = jail.source.filter_mode() {
                 let def = library.get(filter).expect("checked by the resolver");
-                match def.compile(mode.as_deref()) {
+                match def.compile(mode) {
                     Ok(c) => {
                         filters.insert(name.clone(), c);
                     }
@@ -146,13 +166,34 @@ fn from_sources(files: &[SourceFile], opts: &LoadOptions) -> Result<Settings, Co
         }
         jails.push(jail);
     }
+    // The fleet jail comes last from the loop; the jails stay in name order.
+    jails.sort_by(|a, b| a.name.cmp(&b.name));
     watched_jails_exist(&jails, &merged, &mut problems);
+    let mut feeds = Vec::new();
+    for (name, (m, decl)) in &merged.feeds {
+        let mut errors = Vec::new();
+        let defaults = merged.defaults.ignoreip.as_ref();
+        feeds.extend(feeds::resolve(
+            name,
+            m,
+            decl,
+            defaults,
+            &opts.services,
+            &mut errors,
+        ));
+        errors.into_iter().for_each(|e| problems.push(e));
+    }
+    let actions = actions::resolve(&merged.actions, &mut problems);
+    actions::check_jail_actions(&jails, &merged, &merged.actions, &mut problems);
     problems.finish(Settings {
+        actions,
         daemon,
         jails,
         filters,
         files: Vec::new(),
         library,
+        feeds,
+        fleet: fleet_cfg,
     })
 }
 

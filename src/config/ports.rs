@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::firewall::PortRange;
+use crate::firewall::{PortRange, Protocol, Verdict};
 
 /// A port as written: a number, `"8000-8100"`, or a service name (`"ssh"`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +106,30 @@ pub fn parse_port(p: &RawPort, services: &Services) -> Result<PortRange, String>
             }
             None => one(s).map(|n| PortRange { first: n, last: n }),
         },
+    }
+}
+
+/// `protocol` as written: `tcp`, `udp`, `tcp+udp` or `all` (not with ports); the default is
+/// `all` without ports, `tcp` with them.
+pub fn parse_protocol(text: Option<&str>, with_ports: bool) -> Result<Protocol, String> {
+    match text {
+        Some("tcp") => Ok(Protocol::Tcp),
+        Some("udp") => Ok(Protocol::Udp),
+        Some("tcp+udp" | "tcpudp" | "both") => Ok(Protocol::TcpUdp),
+        Some("all") if with_ports => Err("\"all\" cannot be combined with ports".into()),
+        Some("all") => Ok(Protocol::All),
+        Some(o) => Err(format!("{o:?} is not tcp, udp, tcp+udp or all")),
+        None if with_ports => Ok(Protocol::Tcp),
+        None => Ok(Protocol::All),
+    }
+}
+
+/// `action` as written: `drop` (the default) or `reject`.
+pub fn parse_verdict(text: Option<&str>) -> Result<Verdict, String> {
+    match text {
+        None | Some("drop") => Ok(Verdict::Drop),
+        Some("reject") => Ok(Verdict::Reject),
+        Some(o) => Err(format!("{o:?} is not drop or reject")),
     }
 }
 

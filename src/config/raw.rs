@@ -178,15 +178,23 @@ macro_rules! keys {
                 &mut self,
                 key: &str,
                 value: &Spanned<DeValue<'_>>,
-                at: impl Fn(Range<usize>) -> Location,
+                at: impl Fn(std::ops::Range<usize>) -> Location,
             ) -> Result<(), Option<(Location, String)>> {
                 match key {
                     $( stringify!($name) => {
-                        self.$name = Some(convert::<$t>(value, at).map_err(Some)?);
+                        self.$name = Some(super::raw::convert::<$t>(value, at).map_err(Some)?);
                     } )*
                     _ => return Err(None),
                 }
                 Ok(())
+            }
+
+            /// The keys that are set, with where.
+            #[allow(dead_code)]
+            pub(super) fn set_keys(&self) -> Vec<(&'static str, Location)> {
+                let mut v = Vec::new();
+                $( if let Some(x) = &self.$name { v.push((stringify!($name), x.loc.clone())); } )*
+                v
             }
         }
 
@@ -194,6 +202,8 @@ macro_rules! keys {
         pub const $const: &[&str] = &[$(stringify!($name)),*];
     };
 }
+
+pub(super) use keys;
 
 keys! {
     /// The keys of `[defaults]` and `[jail.NAME]`, merged over every file.
@@ -223,6 +233,7 @@ keys! {
         bantime_overalljails: bool,
         bantime_fastrebans: bool,
         max_tracked: i64,
+        logpath: Vec<String>,
         actions: Vec<String>,
     }
 }
@@ -233,6 +244,45 @@ keys! {
         state_dir: String,
         history_max_age: RawDur,
         filter_dirs: Vec<String>,
+    }
+}
+
+keys! {
+    /// The keys of `[feed.NAME]`, merged over every file.
+    MergedFeed, FEED_KEYS {
+        enabled: bool,
+        url: String,
+        path: String,
+        refresh: RawDur,
+        format: String,
+        max_size: i64,
+        max_entries: i64,
+        ports: Vec<RawPort>,
+        protocol: String,
+        action: String,
+        ignoreip: Vec<String>,
+    }
+}
+
+keys! {
+    /// The keys of `[fleet]` (issue 17), merged over every file.
+    MergedFleet, FLEET_KEYS {
+        servers: Vec<String>,
+        host: String,
+        creds_file: String,
+        user: String,
+        password_file: String,
+        tls_cert: String,
+        tls_key: String,
+        tls_ca: String,
+        share: Vec<String>,
+        accept: Vec<String>,
+        stream: String,
+        max_prefix_v4: i64,
+        max_prefix_v6: i64,
+        max_bans_per_peer_per_minute: i64,
+        max_bantime: RawDur,
+        replicas: i64,
     }
 }
 

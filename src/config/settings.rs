@@ -21,7 +21,29 @@ pub enum JailSource {
         matches: Vec<JournalMatch>,
     },
     /// f2b's own bans in other jails (`recidive` without parsing our log). Empty = all jails.
-    Bans { jails: Vec<String> },
+    Bans {
+        jails: Vec<String>,
+    },
+    Fleet,
+    /// Lines of log files through a filter (`source = "file"`).
+    File {
+        filter: String,
+        mode: Option<String>,
+        /// Absolute paths and globs (`logpath`, else the filter's default for this host).
+        logpath: Vec<String>,
+    },
+}
+
+impl JailSource {
+    /// The filter and its mode, for jails that read a log (journal or files).
+    pub fn filter_mode(&self) -> Option<(&str, Option<&str>)> {
+        match self {
+            JailSource::Journal { filter, mode, .. } | JailSource::File { filter, mode, .. } => {
+                Some((filter, mode.as_deref()))
+            }
+            JailSource::Bans { .. } | JailSource::Fleet => None,
+        }
+    }
 }
 
 /// Incremental ban times for repeat offenders.
@@ -70,12 +92,9 @@ impl JailConfig {
         a == *other
     }
 
-    /// The filter name, for journal jails.
+    /// The filter name, for journal and file jails.
     pub fn filter_name(&self) -> Option<&str> {
-        match &self.source {
-            JailSource::Journal { filter, .. } => Some(filter),
-            JailSource::Bans { .. } => None,
-        }
+        self.source.filter_mode().map(|(f, _)| f)
     }
 }
 
@@ -98,6 +117,12 @@ pub struct Settings {
     /// The files read, in merge order.
     pub files: Vec<PathBuf>,
     pub library: FilterLibrary,
+    /// Every blocklist feed declared (`[feed.NAME]`), enabled or not, in name order.
+    pub feeds: Vec<super::feeds::FeedConfig>,
+    /// `[fleet]`: bans shared with other hosts (issue 17); `None` = not configured.
+    pub fleet: Option<super::fleet::FleetConfig>,
+    /// `[action.NAME]` tables, by name.
+    pub actions: BTreeMap<String, super::ActionConfig>,
 }
 
 impl Settings {
@@ -106,5 +131,8 @@ impl Settings {
     }
     pub fn jail(&self, name: &str) -> Option<&JailConfig> {
         self.jails.iter().find(|j| j.name == name)
+    }
+    pub fn enabled_feeds(&self) -> impl Iterator<Item = &super::feeds::FeedConfig> {
+        self.feeds.iter().filter(|f| f.enabled)
     }
 }

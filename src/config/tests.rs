@@ -28,6 +28,7 @@ fn opts(dir: &tempfile::TempDir) -> LoadOptions {
         no_system_filters: true,
         default_text: None,
         services: Services::parse("gopher 70/tcp\n"),
+        os_ids: vec!["ubuntu".into(), "debian".into()],
     }
 }
 
@@ -284,6 +285,124 @@ fn jail_matches_on_a_forgeable_identifier_are_refused() {
     let e = err("[jail.testsvc]\nenabled = true\nmatches = [\"SYSLOG_IDENTIFIER=sshd\"]\n");
     assert!(
         e.starts_with("f2b.toml:3:") && e.contains("forged") && e.contains("_SYSTEMD_UNIT"),
+        "{e}"
+    );
+}
+
+#[test]
+fn file_jails_need_absolute_logpaths_or_a_filter_default() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("weblog.toml"),
+        "failregex = ['^<HOST> fail$']\ndatepattern = \"clf\"\n[logpath]\ndebian = [\"/var/log/web/deb.log\"]\nrhel = [\"/var/log/web/rh.log\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("bare.toml"),
+        "failregex = ['^<HOST> fail$']\n",
+    )
+    .unwrap();
+    let load = |text: &str| load_str("f2b.toml", text, &opts(&d));
+    // ubuntu → debian (ID_LIKE) default.
+    let s = load("[jail.weblog]\nenabled = true\nsource = \"file\"\n").unwrap();
+    match &s.jail("weblog").unwrap().source {
+        JailSource::File {
+            logpath, filter, ..
+        } => {
+            assert_eq!(logpath, &["/var/log/web/deb.log"]);
+            assert_eq!(filter, "weblog");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        s.filters.contains_key("weblog"),
+        "compiled for the file jail"
+    );
+    let s = load("[jail.weblog]\nsource = \"file\"\nlogpath = [\"/srv/*/x.log\"]\n").unwrap();
+    assert!(matches!(&s.jail("weblog").unwrap().source,
+        JailSource::File { logpath, .. } if logpath == &["/srv/*/x.log"]));
+    let e = load("[jail.weblog]\nsource = \"file\"\n\nlogpath = [\"logs/x.log\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("f2b.toml:4:") && e.contains("logpath") && e.contains("absolute"),
+        "{e}"
+    );
+    let e = load("[jail.bare]\nenabled = true\nsource = \"file\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("f2b.toml:3:") && e.contains("needs logpath"),
+        "{e}"
+    );
+    let e = load("[jail.weblog]\nsource = \"file\"\nmatches = [\"_UID=0\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("f2b.toml:3:") && e.contains("logpath"), "{e}");
+}
+
+#[test]
+fn filter_logpath_and_datepattern_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("f.toml"),
+        "failregex = ['^<HOST> x$']\n[logpath]\ndebian = [\"var/log/x\"]\n",
+    )
+    .unwrap();
+    let e = load_str("f2b.toml", "", &opts(&d)).unwrap_err().to_string();
+    assert!(e.contains("f.toml:3") && e.contains("absolute"), "{e}");
+    std::fs::write(
+        d.path().join("f.toml"),
+        "failregex = ['^<HOST> x$']\ndatepattern = \"%Y\"\n",
+    )
+    .unwrap();
+    let e = load_str("f2b.toml", "", &opts(&d)).unwrap_err().to_string();
+    assert!(e.contains("f.toml:2") && e.contains("datepattern"), "{e}");
+}
+
+#[test]
+fn feeds_are_validated_key_by_key_with_their_lines() {
+    let d = filter_dir();
+    let s = load_str(
+        "f2b.toml",
+        "[defaults]\nignoreip = [\"192.0.2.0/24\"]\n[feed.drop]\nurl = \"https://example.org/drop.txt\"\n\
+         format = \"spamhaus-drop\"\nrefresh = \"12h\"\n[feed.local]\npath = \"/etc/f2b/list\"\n\
+         ports = [22]\nenabled = false\n",
+        &opts(&d),
+    )
+    .unwrap();
+    let drop = &s.feeds[0];
+    assert_eq!(drop.name, "drop");
+    assert_eq!(drop.format, FeedFormat::SpamhausDrop);
+    assert_eq!(drop.refresh, Duration::from_secs(12 * 3600));
+    assert_eq!(drop.max_size, feeds::MAX_SIZE);
+    assert_eq!(drop.protocol, Protocol::All);
+    assert!(
+        drop.ignore.contains("192.0.2.9".parse().unwrap()),
+        "[defaults] ignoreip"
+    );
+    let local = &s.feeds[1];
+    assert_eq!(local.source, FeedSource::Path("/etc/f2b/list".into()));
+    assert_eq!((local.protocol, local.ports.len()), (Protocol::Tcp, 1));
+    assert_eq!(s.enabled_feeds().count(), 1);
+
+    let e = err(
+        "[feed.a]\nurl = \"ftp://x/y\"\nrefresh = \"10s\"\n[feed.b]\nformat = \"csv\"\n\
+         [feed.c]\nurl = \"http://x/\"\npath = \"/x\"\nmax_size = 0\nrefrsh = 5\n[feed.\"bad name\"]\n",
+    );
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "f2b.toml:2: feed a: url: \"ftp://x/y\" is not an http:// or https:// URL",
+            "f2b.toml:3: feed a: refresh: must be at least 1m",
+            "f2b.toml:4: feed b: needs a url (http/https) or a path",
+            "f2b.toml:5: feed b: format: \"csv\" is not one of plain, spamhaus-drop, firehol",
+            "f2b.toml:8: feed c: path: give either url or path, not both",
+            "f2b.toml:9: feed c: max_size: must be a positive number",
+            "f2b.toml:10: unknown key \"refrsh\" in [feed.c]; did you mean \"refresh\"?",
+            "f2b.toml:11: feed name \"bad name\": use 1–32 characters of [A-Za-z0-9_-]",
+        ],
         "{e}"
     );
 }

@@ -80,7 +80,7 @@ impl JailObject {
         let duration = validate::ban_seconds(seconds)?;
         let origin = self.shared.authorize(conn, &hdr).await?;
         self.shared
-            .ban(self.name.clone(), addr, duration, origin)
+            .ban(self.name.clone(), addr, duration, false, origin)
             .await
     }
 
@@ -116,6 +116,18 @@ impl JailObject {
             .shared
             .engine
             .call(|reply| Command::Query(Query::JournalMatches { jail, reply }))
+            .await??)
+    }
+
+    /// The log files this file jail follows: (path, state, lines given to its filter,
+    /// failures found); empty for other jails.
+    #[zbus(out_args("files"))]
+    async fn get_log_files(&self) -> Result<Vec<(String, String, u64, u64)>> {
+        let jail = self.name.clone();
+        Ok(self
+            .shared
+            .engine
+            .call(|reply| Command::Query(Query::LogFiles { jail, reply }))
             .await??)
     }
 

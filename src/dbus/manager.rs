@@ -1,15 +1,20 @@
 //! `org.f2b.Manager1` at `/org/f2b`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
+use zbus::OwnedVariant;
 
 use super::error::Result;
-use super::types::{BanRecord, HistoryEntry, PastBanRecord};
+use super::types::{
+    fleet_reply, ActionRecord, BanRecord, FeedRecord, FleetPeer, FleetRecent, HistoryEntry,
+    PastBanRecord,
+};
 use super::{validate, Shared};
 use crate::engine::api::Query;
-use crate::engine::{Command, ReloadSummary};
+use crate::engine::{Command, FeedsCommand, ReloadSummary};
 
 /// Most history entries one `GetHistory` returns (the newest).
 pub const MAX_HISTORY: usize = 10_000;
@@ -18,6 +23,25 @@ pub const MAX_BAN_HISTORY: usize = 100_000;
 
 pub(crate) struct Manager {
     pub(crate) shared: Arc<Shared>,
+}
+
+impl Manager {
+    /// `Ban` and `BanWithOptions`: arguments checked before the caller is authorized.
+    async fn checked_ban(
+        &self,
+        jail: &str,
+        address: &str,
+        seconds: u64,
+        force: bool,
+        hdr: Header<'_>,
+        conn: &zbus::Connection,
+    ) -> Result<u64> {
+        let jail = validate::jail(jail)?;
+        let addr = validate::address(address)?;
+        let duration = validate::ban_seconds(seconds)?;
+        let origin = self.shared.authorize(conn, &hdr).await?;
+        self.shared.ban(jail, addr, duration, force, origin).await
+    }
 }
 
 #[zbus::interface(name = "org.f2b.Manager1", introspection_docs = false)]
@@ -93,6 +117,56 @@ impl Manager {
         })
     }
 
+    /// The fleet (bans shared with other hosts): whether it is configured, this host's name,
+    /// the stream, the servers, whether connected, the stream's last sequence and the one
+    /// applied here (their difference is the lag), decisions published, the peers, refusals
+    /// by reason and the last decisions received.
+    #[zbus(out_args(
+        "configured",
+        "host",
+        "stream",
+        "servers",
+        "connected",
+        "last_seq",
+        "applied_seq",
+        "published",
+        "peers",
+        "refused",
+        "recent"
+    ))]
+    #[allow(clippy::type_complexity)]
+    async fn get_fleet(
+        &self,
+    ) -> Result<(
+        bool,
+        String,
+        String,
+        Vec<String>,
+        bool,
+        u64,
+        u64,
+        u64,
+        Vec<FleetPeer>,
+        HashMap<String, u64>,
+        Vec<FleetRecent>,
+    )> {
+        // Written out (not the FleetReply alias): zbus makes one out argument per element
+        // only of a tuple it can see.
+        let snap = self.shared.engine.call(Command::Fleet).await?;
+        Ok(fleet_reply(snap))
+    }
+
+    /// The actions (and the fleet) with their delivery counters, by name.
+    #[zbus(out_args("actions"))]
+    async fn get_actions(&self) -> Result<Vec<ActionRecord>> {
+        let list = self
+            .shared
+            .engine
+            .call(|reply| Command::Query(Query::Actions(reply)))
+            .await?;
+        Ok(list.into_iter().map(ActionRecord::from).collect())
+    }
+
     /// Ban `address` (or prefix) in `jail` for `seconds` (0 = the jail's ban time).
     #[zbus(out_args("until_usec"))]
     async fn ban(
@@ -103,11 +177,26 @@ impl Manager {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<u64> {
-        let jail = validate::jail(jail)?;
-        let addr = validate::address(address)?;
-        let duration = validate::ban_seconds(seconds)?;
-        let origin = self.shared.authorize(conn, &hdr).await?;
-        self.shared.ban(jail, addr, duration, origin).await
+        self.checked_ban(jail, address, seconds, false, hdr, conn)
+            .await
+    }
+
+    /// [`Self::ban`] with options: `force` (b) bans a prefix even though it holds an address
+    /// of the jail's ignoreip or this host's own address (a single such address is still
+    /// refused). Unknown options are refused.
+    #[zbus(out_args("until_usec"))]
+    async fn ban_with_options(
+        &self,
+        jail: &str,
+        address: &str,
+        seconds: u64,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<u64> {
+        let force = validate::ban_options(&options)?;
+        self.checked_ban(jail, address, seconds, force, hdr, conn)
+            .await
     }
 
     /// Unban `address` from `jail` (every jail when empty); returns how many bans were lifted.
@@ -162,6 +251,33 @@ impl Manager {
             unchanged,
         } = self.shared.engine.reload().await?;
         Ok((added, removed, changed, unchanged))
+    }
+
+    /// The blocklist feeds, in name order.
+    #[zbus(out_args("feeds"))]
+    async fn get_feeds(&self) -> Result<Vec<FeedRecord>> {
+        let list = (self.shared.engine)
+            .call(|reply| Command::Feeds(FeedsCommand::List(reply)))
+            .await?;
+        Ok(list.into_iter().map(FeedRecord::from).collect())
+    }
+
+    /// Fetch feed `name` (every feed when empty) now; returns once each was fetched and what
+    /// it brought is enforced.
+    async fn refresh_feeds(
+        &self,
+        name: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<()> {
+        self.shared.authorize(conn, &hdr).await?;
+        let name = (!name.is_empty()).then(|| name.to_string());
+        let done = (self.shared.engine)
+            .call(|reply| Command::Feeds(FeedsCommand::Refresh { name, reply }))
+            .await??;
+        // The sender is dropped once done (or when f2bd stops).
+        let _ = done.await;
+        Ok(())
     }
 
     /// An address was banned; `until_usec` = 0 for a permanent ban.

@@ -35,7 +35,7 @@ use zbus::Connection;
 pub use auth::ACTION_MANAGE;
 pub use error::Error;
 pub use path::{escape_label, jail_name, jail_path, JAIL_PATH_PREFIX};
-pub use types::{BanRecord, HistoryEntry, PastBanRecord};
+pub use types::{ActionRecord, BanRecord, FeedRecord, FleetReply, HistoryEntry, PastBanRecord};
 
 use crate::engine::{Command, EngineHandle, Origin};
 
@@ -165,6 +165,7 @@ impl Shared {
         jail: String,
         addr: IpNet,
         duration: Option<Duration>,
+        force: bool,
         origin: Origin,
     ) -> error::Result<u64> {
         Ok(self
@@ -173,7 +174,7 @@ impl Shared {
                 jail,
                 addr,
                 duration,
-                force: false,
+                force,
                 origin,
                 reply,
             })

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::error::Error;
-use super::types::{BanRecord, HistoryEntry, PastBanRecord};
+use super::types::{ActionRecord, BanRecord, FeedRecord, FleetReply, HistoryEntry, PastBanRecord};
 
 /// `org.f2b.Manager1` at `/org/f2b`.
 #[zbus::proxy(
@@ -29,8 +29,30 @@ pub trait Manager1 {
     /// The firewall backend, the elements its sets hold, and why they could not be listed.
     fn get_firewall(&self) -> Result<(String, u32, String), Error>;
 
+    /// The fleet's state (see [`FleetReply`]).
+    fn get_fleet(&self) -> Result<FleetReply, Error>;
+
+    /// The actions with their delivery counters.
+    fn get_actions(&self) -> Result<Vec<ActionRecord>, Error>;
+
     #[zbus(allow_interactive_auth)]
     fn ban(&self, jail: &str, address: &str, seconds: u64) -> Result<u64, Error>;
+
+    /// The blocklist feeds.
+    fn get_feeds(&self) -> Result<Vec<FeedRecord>, Error>;
+
+    /// Fetch a feed (every feed when empty) now; returns once enforced.
+    #[zbus(allow_interactive_auth)]
+    fn refresh_feeds(&self, name: &str) -> Result<(), Error>;
+
+    #[zbus(allow_interactive_auth)]
+    fn ban_with_options(
+        &self,
+        jail: &str,
+        address: &str,
+        seconds: u64,
+        options: std::collections::HashMap<&str, zbus::Variant<'_>>,
+    ) -> Result<u64, Error>;
 
     #[zbus(allow_interactive_auth)]
     fn unban(&self, jail: &str, address: &str) -> Result<u32, Error>;
@@ -68,6 +90,9 @@ pub trait Jail1 {
 
     /// The journal matches the jail reads.
     fn get_journal_matches(&self) -> Result<Vec<String>, Error>;
+
+    /// The log files a file jail follows: (path, state, lines, failures).
+    fn get_log_files(&self) -> Result<Vec<(String, String, u64, u64)>, Error>;
 
     #[zbus(allow_interactive_auth)]
     fn start(&self) -> Result<(), Error>;

@@ -48,6 +48,32 @@ pub fn ban_seconds(seconds: u64) -> Result<Option<Duration>> {
     }
 }
 
+/// The options of `BanWithOptions`: returns `force`. Unknown names and wrong types are refused
+/// (naming the option), so that a caller's typo never silently drops an override.
+pub fn ban_options(
+    options: &std::collections::HashMap<String, zbus::OwnedVariant>,
+) -> Result<bool> {
+    let mut force = false;
+    for (name, value) in options {
+        match name.as_str() {
+            "force" => {
+                force = bool::try_from(value).map_err(|_| {
+                    Error::InvalidArgument(format!(
+                        "option force: expected a boolean (b), got type {}",
+                        value.value_signature()
+                    ))
+                })?
+            }
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown option {other:?} (known: force)"
+                )))
+            }
+        }
+    }
+    Ok(force)
+}
+
 /// `FindTime`: 1..=[`MAX_SECONDS`].
 pub fn find_time(seconds: u64) -> Result<Duration> {
     limits::positive_duration(Duration::from_secs(seconds)).map_err(|_| {
@@ -162,6 +188,13 @@ mod tests {
     #[test]
     fn bounds() {
         assert_eq!(ban_seconds(0).unwrap(), None);
+        let opts = |k: &str, v: zbus::Variant<'_>| {
+            std::collections::HashMap::from([(k.to_string(), v.try_to_owned().unwrap())])
+        };
+        assert!(ban_options(&opts("force", true.into())).unwrap());
+        assert!(!ban_options(&Default::default()).unwrap());
+        assert!(ban_options(&opts("force", 1u32.into())).is_err());
+        assert!(ban_options(&opts("forse", true.into())).is_err());
         assert!(ban_seconds(MAX_SECONDS + 1).is_err());
         assert!(find_time(0).is_err());
         assert_eq!(ban_time(-1).unwrap(), None);

@@ -216,6 +216,116 @@ pub enum Command {
     Metrics(oneshot::Sender<MetricsSnapshot>),
     /// Read-only questions answered from the engine's state (`engine/queries.rs`).
     Query(Query),
+    /// Blocklist feeds (`engine/feeds.rs`).
+    Feeds(FeedsCommand),
+    /// Decisions of fleet peers to apply (`engine/peers.rs`, issue 17).
+    Peer(PeerBatch),
+    /// The fleet's state (`None` without `[fleet]`).
+    Fleet(oneshot::Sender<Option<crate::fleet::FleetSnapshot>>),
+}
+
+/// A ban or an unban by a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerEvent {
+    Ban,
+    Unban,
+}
+
+impl PeerEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerEvent::Ban => "ban",
+            PeerEvent::Unban => "unban",
+        }
+    }
+}
+
+/// One decision of a peer, within the local limits of `[fleet]` already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerDecision {
+    /// Its stream sequence.
+    pub seq: u64,
+    /// The peer.
+    pub host: String,
+    pub event: PeerEvent,
+    /// The peer's jail (applied into the local jail of that name, else into the fleet jail).
+    pub jail: String,
+    pub net: IpNet,
+    /// When the ban ends (capped by `max_bantime`); `None` for unbans.
+    pub end_us: Option<u64>,
+    /// The peer's ban count.
+    pub count: u32,
+}
+
+/// Peer decisions read from the stream up to `last_seq`: the engine applies them and stores
+/// `last_seq` at `position` in the same transaction. Replies one outcome per decision.
+#[derive(Debug)]
+pub struct PeerBatch {
+    pub position: String,
+    pub last_seq: u64,
+    pub decisions: Vec<PeerDecision>,
+    pub reply: oneshot::Sender<Vec<PeerOutcome>>,
+}
+
+/// What became of a peer decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerOutcome {
+    Applied,
+    /// Nothing to do: already banned here, already over, or not this peer's ban to lift.
+    Unchanged,
+    /// The local rules refused it (the reason: `ignored`, `own`, `unbannable`, `no_jail`).
+    Refused(&'static str),
+}
+
+impl std::fmt::Display for PeerOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerOutcome::Applied => f.write_str("applied"),
+            PeerOutcome::Unchanged => f.write_str("unchanged"),
+            PeerOutcome::Refused(why) => write!(f, "refused: {why}"),
+        }
+    }
+}
+
+/// Blocklist feeds: their tasks' news, and the control plane's questions.
+#[derive(Debug)]
+pub enum FeedsCommand {
+    /// From a feed's task; answered once the engine enforces it (or failed to).
+    Update(Box<crate::feeds::FeedUpdate>, oneshot::Sender<()>),
+    /// Every enabled feed, in name order.
+    List(oneshot::Sender<Vec<FeedInfo>>),
+    /// Fetch feed `name` (every feed when `None`) now. The answer comes at once; its receiver
+    /// completes once every one was fetched and what it brought is enforced.
+    Refresh {
+        name: Option<String>,
+        reply: oneshot::Sender<Result<oneshot::Receiver<()>, CommandError>>,
+    },
+}
+
+/// A blocklist feed as reported to clients (`f2b feeds`, metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FeedInfo {
+    pub name: String,
+    /// URL or path.
+    pub source: String,
+    /// `plain`, `spamhaus-drop` or `firehol`.
+    pub format: String,
+    /// Good entries of the list in force.
+    pub entries_v4: u64,
+    pub entries_v6: u64,
+    /// Ranges in the firewall (entries merged, ignored and own addresses cut out).
+    pub elements: u64,
+    /// µs since the epoch; 0 = never.
+    pub last_fetch_us: u64,
+    pub last_change_us: u64,
+    pub next_refresh_us: u64,
+    /// Bad lines of the last body read, and the first few ("line 7: …").
+    pub bad_lines: u64,
+    pub bad_examples: Vec<String>,
+    /// Why the last fetch or the enforcement failed ("" when all is well).
+    pub last_error: String,
+    /// Fetches that failed since f2bd started.
+    pub fetch_failures: u64,
 }
 
 /// One running filter's counters, for the metrics.
@@ -247,6 +357,14 @@ pub struct MetricsSnapshot {
     pub caught_up: bool,
     /// Wall clock when the snapshot was taken, µs.
     pub now_us: u64,
+    /// The log files of file jails, with their counters.
+    pub files: Vec<crate::source::files::FileView>,
+    /// The blocklist feeds.
+    pub feeds: Vec<FeedInfo>,
+    /// The fleet (issue 17), when configured.
+    pub fleet: Option<crate::fleet::FleetSnapshot>,
+    /// The actions' delivery counters.
+    pub actions: Vec<ActionStatus>,
 }
 
 /// One past ban: (jail, address or prefix as text, ban start µs).
@@ -270,7 +388,29 @@ pub enum Query {
     },
     /// What the firewall enforces, read back from it (answered off the engine loop).
     Firewall(oneshot::Sender<FirewallState>),
+    /// The log files a file jail follows: (path, state, lines given to its filter, failures
+    /// found); empty for other jails.
+    LogFiles {
+        jail: String,
+        reply: oneshot::Sender<Result<Vec<LogFile>, CommandError>>,
+    },
+    /// Every action (and the fleet) with its delivery counters, by name.
+    Actions(oneshot::Sender<Vec<ActionStatus>>),
 }
+
+/// One action's delivery counters (see [`crate::outbox::SinkStats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ActionStatus {
+    pub name: String,
+    /// `webhook`, `command`, `mail`, `abuseipdb`, or `fleet`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(flatten)]
+    pub stats: crate::outbox::SinkStats,
+}
+
+/// A followed log file of a jail: (path, state, lines given to its filter, failures found).
+pub type LogFile = (String, String, u64, u64);
 
 /// The firewall as read back from the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]

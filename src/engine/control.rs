@@ -83,6 +83,11 @@ impl Engine {
                 let _ = r.send(self.metrics());
             }
             Command::Query(q) => self.query(q),
+            Command::Feeds(c) => self.feeds_command(c),
+            Command::Peer(b) => self.peer_batch(b).await,
+            Command::Fleet(r) => {
+                let _ = r.send(self.opts.fleet.as_ref().map(|f| f.snapshot()));
+            }
         }
     }
 
@@ -136,7 +141,7 @@ impl Engine {
         if !single && !force && j.protected(&addr) {
             return Err(CommandError::InvalidArgument(format!(
                 "{addr} holds an address of jail {jail}'s ignoreip or this host's own address; \
-                 ban it anyway with force"
+                 ban it anyway with force (`f2b ban --force`, D-Bus BanWithOptions)"
             )));
         }
         // A single address is banned as the jail's aggregation unit.
@@ -296,7 +301,7 @@ impl Engine {
         }
         let mut rules = self.rules();
         if enabled {
-            if let JailSource::Journal { .. } = &cfg.source {
+            if let JailSource::Journal { .. } | JailSource::File { .. } = &cfg.source {
                 if !self.settings.filters.contains_key(name) {
                     return Err(CommandError::InvalidConfig(format!(
                         "jail {name}: its filter was not compiled; reload the configuration"

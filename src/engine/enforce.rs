@@ -433,7 +433,11 @@ impl Engine {
                     origin: match b.origin {
                         OriginKind::Manual => crate::store::Origin::Manual { uid: None },
                         OriginKind::Import => crate::store::Origin::Import,
-                        _ => crate::store::Origin::Local,
+                        OriginKind::Peer => match self.peers.owner(j.name(), *net) {
+                            Some(h) => crate::store::Origin::Peer(h.clone()),
+                            None => crate::store::Origin::Local,
+                        },
+                        OriginKind::Local => crate::store::Origin::Local,
                     },
                 });
             }
@@ -527,16 +531,20 @@ impl Engine {
             ),
             Err(e) => warn!(error = %e, "firewall: re-applying {n} ban(s) failed: {e}"),
         }
+        self.restore_feeds().await;
     }
 
-    /// Bring back bans, history, open windows and totals; re-apply the bans in one firewall
-    /// pass.
+    /// Bring back bans, history, open windows and totals; re-apply the bans to the firewall
+    /// a batch at a time ([`RESTORE_BATCH`]).
     pub(super) async fn restore_snapshot(&mut self, mut snap: Snapshot) {
         let started = std::time::Instant::now();
         let mut snap_outbox = std::mem::take(&mut snap.outbox);
         let outbox_next_id = snap.outbox_next_id;
         for h in std::mem::take(&mut snap.history) {
-            let offence = !matches!(h.origin, crate::store::Origin::Manual { .. });
+            let offence = !matches!(
+                h.origin,
+                crate::store::Origin::Manual { .. } | crate::store::Origin::Peer(_)
+            );
             self.history
                 .record(h.net, snap.jail(h.jail), h.t_us, offence);
         }
@@ -576,7 +584,12 @@ impl Engine {
             };
             let jail = snap.jail(b.jail);
             match self.restore(jail, b.net, ban, now) {
-                Some(c) => batch.changes.push(c),
+                Some(c) => {
+                    if let crate::store::Origin::Peer(host) = &b.origin {
+                        self.peers.set(jail, b.net, host);
+                    }
+                    batch.changes.push(c)
+                }
                 None => gone.push((jail.to_string(), b.net)),
             }
             if batch.changes.len() >= RESTORE_BATCH {

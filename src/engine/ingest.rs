@@ -16,18 +16,21 @@ impl Engine {
     pub(super) async fn source_event(&mut self, ev: SourceEvent) -> Result<bool, EngineError> {
         match ev {
             SourceEvent::Batch(b) => self.batch(b).await,
-            SourceEvent::CaughtUp => {
-                if !self.clock.caught_up {
-                    info!(entries = self.entries_read, "journal backlog processed");
+            SourceEvent::CaughtUp(kind) => {
+                if !self.routes.caught_up(kind) || self.clock.caught_up {
+                    return Ok(false);
                 }
+                info!(entries = self.entries_read, "backlog processed");
                 self.clock.caught_up = true;
                 let now = self.clock.now();
                 self.expire(now).await;
                 self.update_status();
             }
-            SourceEvent::Ended => {
-                self.ended = true;
-                return Ok(true);
+            SourceEvent::Ended(kind) => {
+                if self.routes.ended(kind) {
+                    self.ended = true;
+                    return Ok(true);
+                }
             }
             SourceEvent::Warning(w) => warn!("{w}"),
             SourceEvent::Failed(e) => return Err(EngineError::Reader(e)),
@@ -39,7 +42,7 @@ impl Engine {
         self.entries_read += b.entries;
         let names: Vec<String> = self
             .routes
-            .names(b.generation)
+            .names(b.kind, b.generation)
             .map(<[String]>::to_vec)
             .unwrap_or_default();
         for (i, st) in b.stats.iter().enumerate() {
@@ -118,13 +121,20 @@ impl Engine {
         if b.cursor.is_some() {
             self.cursor = b.cursor;
         }
+        for (key, value) in &b.positions {
+            match value {
+                Some(v) => self.positions.insert(key.clone(), v.clone()),
+                None => self.positions.remove(key),
+            };
+        }
         self.recidive(&mut decisions, &mut windows);
         // Persist decisions, what changed in the windows, the totals, the messages about the
-        // bans and the cursor in one transaction before enforcing.
+        // bans, the cursor and the other sources' positions in one transaction before enforcing.
         let mut c = Commit::default();
         self.hold_ban_notices(&decisions, &mut c);
-        if self.opts.store.is_some() && b.entries > 0 {
+        if self.opts.store.is_some() && (b.entries > 0 || !b.positions.is_empty()) {
             c.cursor = self.cursor.clone();
+            c.positions = b.positions;
             c.totals_added = self.totals_since(totals_before.as_deref().unwrap_or_default());
             for ((jail, net), new) in windows {
                 match self.jails.get(&jail).and_then(|j| j.window_of(&net)) {

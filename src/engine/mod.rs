@@ -14,7 +14,8 @@
 //!   metric or history row claims a ban that is not enforced);
 //! - [`control`]: the commands of the control plane (ban, unban, start/stop, tunables);
 //! - [`reload`]: a new configuration as a pure plan, committed only once the firewall took it;
-//! - [`routes`]: which jails read which source, and the reader threads;
+//! - [`routes`]: which jails read which source (the journal, log files), and the reader
+//!   threads;
 //! - [`report`]: jail info, metrics snapshots, systemd STATUS;
 //! - [`queries`]: read-only questions answered from the engine's state.
 //!
@@ -25,9 +26,11 @@
 pub mod api;
 mod control;
 mod enforce;
+mod feeds;
 mod heap;
 mod ingest;
 mod notify;
+mod peers;
 mod queries;
 mod reload;
 mod report;
@@ -43,10 +46,12 @@ use tokio::sync::{broadcast, mpsc, watch};
 pub use crate::addr::host_text;
 pub use crate::clock::now_us;
 pub use api::{
-    BanInfo, Command, CommandError, EngineHandle, Event, FilterMetrics, JailInfo, JailSettings,
-    MetricsSnapshot, Origin, ReloadSummary, Tunable,
+    ActionStatus, BanInfo, Command, CommandError, EngineHandle, Event, FeedInfo, FeedsCommand,
+    FilterMetrics, JailInfo, JailSettings, MetricsSnapshot, Origin, ReloadSummary, Tunable,
 };
+pub use feeds::STEP_ELEMENTS as FEED_STEP_ELEMENTS;
 pub use notify::FLEET_SINK;
+pub use peers::reason as peer_refusal;
 
 use crate::config::{LoadOptions, Settings};
 use crate::firewall::FirewallHandle;
@@ -64,7 +69,7 @@ pub enum EngineError {
     Source(#[from] crate::source::SourceError),
     #[error("firewall setup: {0}")]
     Firewall(#[from] crate::firewall::FirewallError),
-    #[error("journal reader failed: {0}")]
+    #[error("reader failed: {0}")]
     Reader(String),
 }
 
@@ -97,6 +102,9 @@ pub struct EngineOptions {
     pub outbox: Option<crate::outbox::OutboxHandle>,
     /// This host's name, in messages.
     pub host: String,
+    /// The fleet's state, when `[fleet]` is configured (issue 17): reported by `GetFleet`,
+    /// the metrics and STATUS.
+    pub fleet: Option<crate::fleet::Status>,
 }
 
 /// Where the engine's clock stands.
@@ -146,8 +154,14 @@ pub struct Engine {
     self_addrs: Vec<IpNet>,
     entries_read: u64,
     cursor: Option<String>,
+    /// The other readers' positions (log files), as last committed.
+    positions: BTreeMap<String, String>,
     /// Outbox messages waiting for their decision to be enforced.
     held: notify::Held,
+    /// Blocklist feeds (`feeds.rs`).
+    feeds: feeds::Feeds,
+    /// Which fleet peer owns which peer ban.
+    peers: peers::PeerBans,
 }
 
 impl Engine {
@@ -181,7 +195,10 @@ impl Engine {
             self_addrs,
             entries_read: 0,
             cursor: None,
+            positions: BTreeMap::new(),
             held: notify::Held::default(),
+            feeds: feeds::Feeds::default(),
+            peers: peers::PeerBans::default(),
             settings,
             opts,
         };

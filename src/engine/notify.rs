@@ -26,18 +26,22 @@ fn key(d: &BanDecision) -> (String, IpNet, u64) {
 }
 
 impl Engine {
-    /// The sinks that hear of `jail`'s bans and unbans: its actions, and the fleet.
-    fn sinks_for(&self, jail: &str) -> Vec<String> {
+    /// The sinks that hear of `jail`'s `event`: its actions that take the event, and the
+    /// fleet.
+    fn sinks_for(&self, jail: &str, event: NoticeEvent) -> Vec<String> {
         let Some(outbox) = &self.opts.outbox else {
             return Vec::new();
         };
         let mut sinks: Vec<String> = (self.jails.get(jail))
             .map(|j| j.cfg.actions.clone())
             .unwrap_or_default();
-        if outbox.has(FLEET_SINK) {
+        let shared = (self.settings.fleet.as_ref()).is_some_and(|f| f.shares(jail));
+        if outbox.has(FLEET_SINK) && shared {
             sinks.push(FLEET_SINK.to_string());
         }
-        sinks.retain(|s| outbox.has(s));
+        let takes =
+            |s: &String| (self.settings.actions.get(s)).is_none_or(|a| a.events.contains(&event));
+        sinks.retain(|s| outbox.has(s) && takes(s));
         sinks.dedup();
         sinks
     }
@@ -62,8 +66,13 @@ impl Engine {
         }
     }
 
-    fn rows(&mut self, notice: &Notice, ready: bool) -> Vec<OutboxRow> {
-        let sinks = self.sinks_for(&notice.jail);
+    /// The rows of a notice, one per sink; `share`: the fleet hears of it too (not of what
+    /// came from a peer: no echoes).
+    fn rows(&mut self, notice: &Notice, ready: bool, share: bool) -> Vec<OutboxRow> {
+        let mut sinks = self.sinks_for(&notice.jail, notice.event);
+        if !share {
+            sinks.retain(|s| s != FLEET_SINK);
+        }
         if sinks.is_empty() {
             return Vec::new();
         }
@@ -95,8 +104,13 @@ impl Engine {
             return;
         }
         for d in decisions {
+            let from_peer = matches!(d.origin, crate::jail::Origin::Peer(_));
+            if !from_peer {
+                // This host's own ban now (a peer's ban of the same net, if any, is over).
+                self.peers.clear(&d.jail, d.net);
+            }
             let n = self.notice(NoticeEvent::Ban, d);
-            let rows = self.rows(&n, false);
+            let rows = self.rows(&n, false, !from_peer);
             if !rows.is_empty() {
                 c.outbox_added.extend(rows.iter().cloned());
                 self.held.rows.insert(key(d), rows);
@@ -141,7 +155,9 @@ impl Engine {
 
     /// An unban (expiry, by hand, a jail stopped): its message, ready at once.
     pub(super) async fn notify_unban(&mut self, jail: &str, net: IpNet, origin: &str) {
-        if self.opts.outbox.is_none() || self.sinks_for(jail).is_empty() {
+        // The end of a peer's ban is the peer's to tell.
+        let from_peer = self.peers.clear(jail, net).is_some();
+        if self.opts.outbox.is_none() || self.sinks_for(jail, NoticeEvent::Unban).is_empty() {
             return;
         }
         let n = Notice {
@@ -158,7 +174,7 @@ impl Engine {
             origin: origin.to_string(),
             lines: Vec::new(),
         };
-        let rows = self.rows(&n, true);
+        let rows = self.rows(&n, true, !from_peer);
         let c = Commit {
             outbox_added: rows.clone(),
             ..Default::default()

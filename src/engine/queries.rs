@@ -2,7 +2,7 @@
 //! needs beyond the jail properties and ban lists (the ban history of a time range for its
 //! chart, a jail's journal matches, what the firewall enforces). Nothing here changes state.
 
-use super::api::{CommandError, FirewallState, PastBan, Query};
+use super::api::{ActionStatus, CommandError, FirewallState, PastBan, Query};
 use super::{host_text, Engine};
 use crate::config::JailSource;
 
@@ -20,6 +20,18 @@ impl Engine {
             Query::JournalMatches { jail, reply } => {
                 let _ = reply.send(self.journal_matches(&jail));
             }
+            Query::LogFiles { jail, reply } => {
+                let files = match self.settings.jail(&jail) {
+                    None => Err(CommandError::NoSuchJail(jail)),
+                    Some(_) => Ok((self.routes.files_view())
+                        .map(|v| v.of_jail(&jail))
+                        .unwrap_or_default()),
+                };
+                let _ = reply.send(files);
+            }
+            Query::Actions(reply) => {
+                let _ = reply.send(self.action_status());
+            }
             Query::Firewall(reply) => {
                 // Listing a large set takes a while: the firewall worker answers, not the loop.
                 let fw = self.opts.firewall.clone();
@@ -35,6 +47,24 @@ impl Engine {
                 });
             }
         }
+    }
+
+    /// Every sink of the outbox with its type and counters.
+    pub(super) fn action_status(&self) -> Vec<ActionStatus> {
+        let Some(o) = &self.opts.outbox else {
+            return Vec::new();
+        };
+        let live = o.sinks();
+        (o.stats().snapshot().into_iter())
+            .filter(|(name, _)| live.contains(name))
+            .map(|(name, stats)| ActionStatus {
+                kind: (self.settings.actions.get(&name))
+                    .map_or(super::FLEET_SINK, |a| a.type_name())
+                    .to_string(),
+                name,
+                stats,
+            })
+            .collect()
     }
 
     /// Recorded bans since `since_us`, oldest first; at most the newest `limit`.
@@ -62,7 +92,7 @@ impl Engine {
         };
         Ok(match &cfg.source {
             JailSource::Journal { matches, .. } => matches.iter().map(|m| m.to_string()).collect(),
-            JailSource::Bans { .. } => Vec::new(),
+            JailSource::Bans { .. } | JailSource::Fleet | JailSource::File { .. } => Vec::new(),
         })
     }
 

@@ -59,6 +59,14 @@ impl Engine {
     /// Switch to `new` (already loaded and validated off the engine loop).
     pub(super) async fn reload(&mut self, new: Settings) -> Result<ReloadSummary, CommandError> {
         let plan = plan(&self.jails, &new);
+        // Actions whose configuration changed get new sinks (built before anything changes).
+        let actions = match &self.opts.outbox {
+            Some(_) => Some(
+                crate::action::changes(&self.settings.actions, &new)
+                    .map_err(|e| CommandError::InvalidConfig(e.to_string()))?,
+            ),
+            None => None,
+        };
         // The firewall first: when it refuses the layout, nothing has changed yet.
         self.opts
             .firewall
@@ -81,8 +89,24 @@ impl Engine {
                 }
             }
         }
+        if let (Some(o), Some(crate::action::Changes { start, gone })) =
+            (&self.opts.outbox, actions)
+        {
+            if !start.is_empty() || !gone.is_empty() {
+                let started: Vec<&str> = start.iter().map(|s| s.name()).collect();
+                info!(
+                    started = started.join(","),
+                    removed = gone.join(","),
+                    "actions: {} (re)started, {} removed",
+                    started.len(),
+                    gone.len()
+                );
+            }
+            o.replace(start, &gone);
+        }
         self.settings = new;
         self.history.max_age_us = crate::clock::usecs(self.settings.daemon.history_max_age);
+        self.reload_feeds().await;
         if !plan.remove.is_empty() {
             let c = Commit {
                 jails_removed: plan.remove.clone(),

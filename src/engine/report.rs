@@ -2,7 +2,7 @@
 
 use super::{host_text, now_us, BanInfo, CommandError, Engine, FilterMetrics, JailInfo};
 use super::{JailSettings, MetricsSnapshot};
-use crate::config::{BanTime, JailSource};
+use crate::config::BanTime;
 
 impl Engine {
     /// STATUS= for systemd: jails, bans, failures, and anything wrong.
@@ -22,6 +22,11 @@ impl Engine {
         );
         if !self.clock.caught_up {
             s.push_str(" (reading backlog)");
+        }
+        if let Some(f) = &self.opts.fleet {
+            if !f.connected() {
+                s.push_str("; fleet disconnected (shared bans wait)");
+            }
         }
         let pending = self.pending.len();
         if pending > 0 {
@@ -48,12 +53,10 @@ impl Engine {
         Some(JailInfo {
             name: name.to_string(),
             enabled: live.is_some(),
-            filter: match &cfg.source {
-                JailSource::Journal { filter, mode, .. } => match mode {
-                    Some(m) => format!("{filter}:{m}"),
-                    None => filter.clone(),
-                },
-                JailSource::Bans { .. } => String::new(),
+            filter: match cfg.source.filter_mode() {
+                Some((filter, Some(m))) => format!("{filter}:{m}"),
+                Some((filter, None)) => filter.to_string(),
+                None => String::new(),
             },
             maxretry: cfg.maxretry,
             findtime_s: cfg.findtime.as_secs(),
@@ -92,7 +95,7 @@ impl Engine {
                     end_us: b.end_us.unwrap_or(0),
                     count: b.count,
                     failures: b.failures,
-                    origin: b.origin.as_str().to_string(),
+                    origin: self.origin_text(j.name(), net, b.origin),
                 })
             })
             .collect();
@@ -134,6 +137,12 @@ impl Engine {
             journal_us: self.clock.journal_us,
             caught_up: self.clock.caught_up,
             now_us: now_us(),
+            files: (self.routes.files_view())
+                .map(|v| v.files())
+                .unwrap_or_default(),
+            feeds: self.feed_infos(),
+            fleet: self.opts.fleet.as_ref().map(|f| f.snapshot()),
+            actions: self.action_status(),
         }
     }
 }

@@ -33,9 +33,14 @@ impl Engine {
                     start = StartAt::Cursor(c.clone());
                     self.cursor = Some(c.clone());
                 }
+                self.positions = snap.positions.clone();
             }
             self.restore_snapshot(snap).await;
         }
+        // Feeds' last good copies are kept only where the state is.
+        let feed_cache =
+            (self.opts.store.is_some()).then(|| self.settings.daemon.state_dir.join("feeds"));
+        self.start_feeds(feed_cache).await;
         self.start_reader(start)?;
         if let Some(r) = &self.opts.ready {
             let _ = r.send(true);
@@ -47,6 +52,8 @@ impl Engine {
             .as_ref()
             .map(|(d, _)| tokio::time::interval(*d));
         let mut fw_events = self.opts.firewall_events.take();
+        // STATUS says when the fleet is disconnected.
+        let mut fleet_conn = self.opts.fleet.as_ref().map(|f| f.watch_connected());
         let mut purge =
             tokio::time::interval_at(tokio::time::Instant::now() + PURGE_EVERY, PURGE_EVERY);
         while !self.ended {
@@ -79,6 +86,9 @@ impl Engine {
                 }
                 _ = purge.tick() => self.purge().await,
                 Some(what) = recv_opt(&mut fw_events) => self.firewall_lost(what, &mut fw_events).await,
+                _ = changed_opt(&mut fleet_conn) => self.update_status(),
+                // Last: a feed's sync goes one bounded step at a time when nothing else waits.
+                _ = std::future::ready(()), if self.feeds.has_work() => self.feed_step().await,
             }
         }
         self.routes.stop_reader().await;
@@ -105,6 +115,18 @@ async fn recv_opt(rx: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<St
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// A change of a watched value; pending forever without one (or once its sender is gone).
+async fn changed_opt(w: &mut Option<watch::Receiver<bool>>) {
+    let gone = match w {
+        Some(rx) => rx.changed().await.is_err(),
+        None => true,
+    };
+    if gone {
+        *w = None;
+        std::future::pending::<()>().await;
     }
 }
 

@@ -9,6 +9,7 @@ use super::compiled::{CompiledFilter, CompiledList};
 use super::expand::{expand, explain_regex_error, is_ident};
 use super::{FilterError, JournalMatch};
 use crate::location::{line_of, Location};
+use crate::source::date::DateForm;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +35,18 @@ struct RawFilter {
     pidregex: Vec<Spanned<String>>,
     #[serde(default)]
     modes: BTreeMap<String, RawMode>,
+    /// The date forms of the service's own log files (one name or a list).
+    datepattern: Option<Spanned<OneOrMany>>,
+    /// Default log files per distribution (`debian = [...]`, `rhel = [...]`, `default = [...]`).
+    #[serde(default)]
+    logpath: BTreeMap<String, Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// The pattern lists a filter or a mode may have.
@@ -135,6 +148,10 @@ pub struct FilterDef {
     vars: BTreeMap<String, String>,
     base: Vec<PatternSrc>,
     modes: BTreeMap<String, ModeDef>,
+    /// `datepattern`: the date forms of the service's own log files, tried in order.
+    pub dates: Vec<DateForm>,
+    /// `[logpath]`: default log files (absolute paths or globs) per distribution id.
+    pub logpaths: BTreeMap<String, Vec<String>>,
 }
 
 fn patterns(
@@ -191,6 +208,40 @@ impl FilterDef {
             }
             vars.insert(k.clone(), v.get_ref().clone());
         }
+        let dates = match &raw.datepattern {
+            None => Vec::new(),
+            Some(d) => {
+                let names = match d.get_ref() {
+                    OneOrMany::One(n) => vec![n.clone()],
+                    OneOrMany::Many(v) => v.clone(),
+                };
+                names
+                    .iter()
+                    .map(|n| DateForm::from_name(n))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|msg| FilterError::Syntax {
+                        loc: loc_at(d.span()),
+                        msg: format!("datepattern: {msg}"),
+                    })?
+            }
+        };
+        let mut logpaths = BTreeMap::new();
+        for (distro, paths) in &raw.logpath {
+            let mut list = Vec::new();
+            for p in paths {
+                if !p.get_ref().starts_with('/') {
+                    return Err(FilterError::Syntax {
+                        loc: loc_at(p.span()),
+                        msg: format!(
+                            "logpath.{distro}: {:?} is not an absolute path",
+                            p.get_ref()
+                        ),
+                    });
+                }
+                list.push(p.get_ref().clone());
+            }
+            logpaths.insert(distro.clone(), list);
+        }
         let base = patterns(lists!(raw), None, &loc_at);
         let mut modes = BTreeMap::new();
         for (mname, m) in &raw.modes {
@@ -218,6 +269,8 @@ impl FilterDef {
             vars,
             base,
             modes,
+            dates,
+            logpaths,
         };
         if let Some(dm) = &raw.default_mode {
             def.check_mode(dm.get_ref(), loc_at(dm.span()))?;
@@ -243,9 +296,21 @@ impl FilterDef {
     /// Whether a syslog text line with this ident is the service's (text has no trusted
     /// fields; see [`super::matches::ident_selected`]).
     pub fn selects_ident(&self, ident: &str) -> bool {
-        self.identifiers.iter().any(|i| i == ident)
+        self.identifiers
+            .iter()
+            .any(|i| super::matches::glob(i.as_bytes(), ident.as_bytes()))
             || (self.identifiers.is_empty() && super::matches::ident_selected(&self.matches, ident))
             || (!self.identifiers.is_empty() && super::matches::names_program(&self.matches, ident))
+    }
+
+    /// The default log files for a host whose os-release `ID` and `ID_LIKE` are `os_ids` (in
+    /// that order): the `[logpath]` list of the first id the filter names, else its `default`.
+    pub fn logpath_for(&self, os_ids: &[String]) -> Option<&[String]> {
+        os_ids
+            .iter()
+            .find_map(|id| self.logpaths.get(id))
+            .or_else(|| self.logpaths.get("default"))
+            .map(Vec::as_slice)
     }
 
     fn check_mode(&self, mode: &str, loc: Location) -> Result<(), FilterError> {

@@ -136,7 +136,7 @@ fn holds_user_processes(unit: &str) -> bool {
 }
 
 /// `*` matches any run of bytes, `?` one byte. Linear in practice (one backtrack point).
-fn glob(pat: &[u8], s: &[u8]) -> bool {
+pub(super) fn glob(pat: &[u8], s: &[u8]) -> bool {
     let (mut p, mut i) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while i < s.len() {

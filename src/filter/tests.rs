@@ -176,3 +176,26 @@ fn every_builtin_filter_passes_its_samples() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn identifiers_take_globs() {
+    let d = def(r#"identifiers = ["postfix*/smtpd", "ovpn-?"]
+failregex = ['^x <HOST>$']"#)
+    .unwrap();
+    for ident in [
+        "postfix/smtpd",
+        "postfix-incoming/smtpd",
+        "postfix/submission/smtpd",
+        "ovpn-a",
+    ] {
+        assert!(d.selects_ident(ident), "{ident}");
+    }
+    for ident in [
+        "postfix/smtp",
+        "postfix/smtpd2",
+        "xpostfix/smtpd",
+        "ovpn-ab",
+    ] {
+        assert!(!d.selects_ident(ident), "{ident}");
+    }
+}

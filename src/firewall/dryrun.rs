@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::{
-    normalize_net, Applied, Change, Element, Firewall, FirewallError, JailRules, Refusal, Refused,
+    normalize_net, Applied, Change, Element, FeedRules, FeedSync, Firewall, FirewallError,
+    JailRules, Refusal, Refused,
 };
+use crate::feeds::AddrRanges;
 
 /// A backend that enforces nothing. It keeps what it was told so `list` answers like the real
 /// one (including expiry), and refuses what the real one refuses before sending (unknown jails,
@@ -16,6 +18,8 @@ use super::{
 pub struct DryRun {
     jails: BTreeMap<String, JailRules>,
     elements: HashMap<(String, IpNet), Option<Instant>>,
+    /// What each feed's sets would hold.
+    feeds: BTreeMap<String, AddrRanges>,
 }
 
 impl DryRun {
@@ -94,7 +98,43 @@ impl Firewall for DryRun {
     fn teardown(&mut self) -> Result<(), FirewallError> {
         self.jails.clear();
         self.elements.clear();
+        self.feeds.clear();
         Ok(())
+    }
+
+    fn setup_feeds(&mut self, feeds: &[FeedRules]) -> Result<(), FirewallError> {
+        self.feeds
+            .retain(|name, _| feeds.iter().any(|f| f.name == *name));
+        for f in feeds {
+            self.feeds.entry(f.name.clone()).or_default();
+        }
+        Ok(())
+    }
+
+    fn sync_feed(
+        &mut self,
+        name: &str,
+        want: &AddrRanges,
+        _budget: usize,
+    ) -> Result<FeedSync, FirewallError> {
+        let held = self
+            .feeds
+            .get_mut(name)
+            .ok_or_else(|| FirewallError::UnknownGroup(format!("feed {name}")))?;
+        let (v4, v6) = want.counts();
+        tracing::debug!(
+            feed = name,
+            v4,
+            v6,
+            "dry-run: feed would hold {v4} + {v6} range(s)"
+        );
+        let sent = usize::from(held != want) * (v4 + v6);
+        *held = want.clone();
+        Ok(FeedSync {
+            sent,
+            remaining: 0,
+            held: (v4, v6),
+        })
     }
 }
 

@@ -83,6 +83,21 @@ pub struct JailRules {
     pub verdict: Verdict,
 }
 
+/// A blocklist feed's share of the table: interval sets `feed.NAME-n4`/`-n6` and their
+/// rules, scoped like a jail's (an empty port list: every port).
+pub type FeedRules = JailRules;
+
+/// Where a feed's sync stands after one bounded step ([`Firewall::sync_feed`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedSync {
+    /// Elements added or deleted by this step.
+    pub sent: usize,
+    /// Elements still to add or delete: 0 = the sets hold exactly what was asked.
+    pub remaining: usize,
+    /// Ranges in the feed's sets afterwards (IPv4, IPv6).
+    pub held: (usize, usize),
+}
+
 /// One change of desired state.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Change {
@@ -283,6 +298,8 @@ pub enum FirewallError {
     Refused(Vec<Refused>),
     #[error("firewall worker has stopped")]
     WorkerGone,
+    #[error("no sets were set up for {0}")]
+    UnknownGroup(String),
 }
 
 fn refused_summary(refused: &[Refused]) -> String {
@@ -321,6 +338,18 @@ pub trait Firewall {
     fn list(&mut self) -> Result<Vec<Element>, FirewallError>;
     /// Delete f2b's whole table (used by `f2b firewall flush` and tests; never on a plain stop).
     fn teardown(&mut self) -> Result<(), FirewallError>;
+    /// Make the blocklist feeds' sets and rules match `feeds` (like [`Firewall::setup`] for
+    /// jails): sets of listed feeds are kept with their elements, those of others removed.
+    fn setup_feeds(&mut self, feeds: &[FeedRules]) -> Result<(), FirewallError>;
+    /// One bounded step towards feed `name`'s sets holding exactly `want` (permanent
+    /// elements): at most about `budget` elements are added or deleted, in one transaction
+    /// whose every answer is checked. Call again while [`FeedSync::remaining`] is not 0.
+    fn sync_feed(
+        &mut self,
+        name: &str,
+        want: &crate::feeds::AddrRanges,
+        budget: usize,
+    ) -> Result<FeedSync, FirewallError>;
 }
 
 /// Clears host bits (`10.1.2.3/24` → `10.1.2.0/24`), maps IPv4-mapped IPv6 (`::ffff:a.b.c.d`)

@@ -5,13 +5,25 @@ use std::thread;
 
 use tokio::sync::oneshot;
 
-use super::{Applied, Change, Element, Firewall, FirewallError, JailRules};
+use std::sync::Arc;
+
+use super::{Applied, Change, Element, FeedRules, FeedSync, Firewall, FirewallError, JailRules};
+use crate::feeds::AddrRanges;
 
 enum Request {
     Setup(Vec<JailRules>, oneshot::Sender<Result<(), FirewallError>>),
     Apply(Vec<Change>, oneshot::Sender<Result<Applied, FirewallError>>),
     List(oneshot::Sender<Result<Vec<Element>, FirewallError>>),
     Teardown(oneshot::Sender<Result<(), FirewallError>>),
+    SetupFeeds(Vec<FeedRules>, oneshot::Sender<Result<(), FirewallError>>),
+    SyncFeed(FeedStep, oneshot::Sender<Result<FeedSync, FirewallError>>),
+}
+
+/// One bounded step of a feed's sync.
+struct FeedStep {
+    name: String,
+    want: Arc<AddrRanges>,
+    budget: usize,
 }
 
 /// Cloneable handle to the firewall worker. Dropping every handle stops the thread.
@@ -49,6 +61,10 @@ impl FirewallHandle {
                         Request::Apply(c, r) => drop(r.send(fw.apply(&c))),
                         Request::List(r) => drop(r.send(fw.list())),
                         Request::Teardown(r) => drop(r.send(fw.teardown())),
+                        Request::SetupFeeds(f, r) => drop(r.send(fw.setup_feeds(&f))),
+                        Request::SyncFeed(s, r) => {
+                            drop(r.send(fw.sync_feed(&s.name, &s.want, s.budget)))
+                        }
                     }
                 }
             })?;
@@ -91,6 +107,24 @@ impl FirewallHandle {
     }
     pub async fn teardown(&self) -> Result<(), FirewallError> {
         self.call(Request::Teardown).await
+    }
+
+    pub async fn setup_feeds(&self, feeds: Vec<FeedRules>) -> Result<(), FirewallError> {
+        self.call(|r| Request::SetupFeeds(feeds, r)).await
+    }
+    /// One bounded step of feed `name`'s sync (see [`Firewall::sync_feed`]).
+    pub async fn sync_feed(
+        &self,
+        name: &str,
+        want: Arc<AddrRanges>,
+        budget: usize,
+    ) -> Result<FeedSync, FirewallError> {
+        let step = FeedStep {
+            name: name.to_string(),
+            want,
+            budget,
+        };
+        self.call(|r| Request::SyncFeed(step, r)).await
     }
 
     /// Blocking variants for the command-line tool (no runtime needed).

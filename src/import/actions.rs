@@ -175,9 +175,20 @@ pub fn plan(jail: &JailDef, base: &Path) -> Result<ActionPlan, ImportError> {
             "mail" => {
                 let mut t = toml::Table::new();
                 t.insert("type".into(), "mail".into());
-                if let Some(d) = get("dest") {
-                    t.insert("to".into(), d.into());
-                }
+                // fail2ban's mail actions hand the mail to the local MTA (sendmail).
+                t.insert("server".into(), "localhost".into());
+                t.insert("tls".into(), "none".into());
+                // fail2ban's default recipient is root, a local mailbox.
+                let dest = get("dest").filter(|d| !d.trim().is_empty());
+                let to: Vec<toml::Value> = (dest.as_deref().unwrap_or("root"))
+                    .split([',', ' '])
+                    .filter(|d| !d.is_empty())
+                    .map(|d| match d.contains('@') {
+                        true => d.to_string().into(),
+                        false => format!("{d}@localhost").into(),
+                    })
+                    .collect();
+                t.insert("to".into(), toml::Value::Array(to));
                 match get("sender") {
                     Some(s) if !s.contains('<') => {
                         t.insert("from".into(), s.into());

@@ -296,7 +296,7 @@ fn escape(c: &[char], i: usize, in_class: bool) -> Result<(String, usize), Probl
                 .iter()
                 .skip(i + 2)
                 .take(2)
-                .take_while(|d| ('0'..='7').contains(d))
+                .take_while(|d: &&char| ('0'..='7').contains(*d))
                 .collect();
             let v = u32::from_str_radix(&format!("0{digits}"), 8).unwrap_or(0);
             (format!("\\x{{{v:x}}}"), 2 + digits.len())

@@ -79,9 +79,10 @@ impl From<&crate::store::Origin> for OriginKind {
 
 impl Origin {
     /// Whether a ban of this origin counts as a repeat offence for incremental ban times
-    /// (a ban by hand says nothing about the address's behaviour).
+    /// and recidive (a ban by hand says nothing about the address's behaviour here, and a
+    /// fleet peer's ban is the peer's finding, not this host's).
     pub fn counts_as_offence(&self) -> bool {
-        !matches!(self, Origin::Manual { .. })
+        !matches!(self, Origin::Manual { .. } | Origin::Peer(_))
     }
 }
 

@@ -16,14 +16,16 @@
 
 mod deliver;
 mod notice;
+mod template;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-pub use deliver::{Deliverer, OutboxHandle};
+pub use deliver::{Deliverer, OutboxHandle, MAX_BATCH};
 pub use notice::{Notice, NoticeEvent};
+pub use template::{Escape, Template};
 
 /// Failed deliveries of one message before it is given up (and counted as failed).
 pub const MAX_ATTEMPTS: u32 = 12;
@@ -39,6 +41,9 @@ pub enum DeliveryError {
     /// Will not work however often it is tried (a 4xx, a bad template): given up at once.
     #[error("{0}")]
     Permanent(String),
+    /// Worth trying again, not before this delay (HTTP 429 with Retry-After).
+    #[error("{0}")]
+    Later(String, std::time::Duration),
 }
 
 /// A boxed future, as [`Sink::deliver`] returns it (the trait is used as `dyn Sink`).
@@ -51,6 +56,21 @@ pub trait Sink: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// Deliver one message.
     fn deliver<'a>(&'a self, notice: &'a Notice) -> Delivery<'a>;
+    /// A sink that collects messages (a mail digest) says for how long: each message then
+    /// waits that long after its creation (also across restarts: the time is stored), and
+    /// every message due by then goes in one [`Sink::deliver_batch`].
+    fn digest(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// Deliver several messages at once (in order); by default one after the other.
+    fn deliver_batch<'a>(&'a self, notices: &'a [Notice]) -> Delivery<'a> {
+        Box::pin(async move {
+            for n in notices {
+                self.deliver(n).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Counters of one sink.

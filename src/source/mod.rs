@@ -8,7 +8,9 @@
 //! the journal's inotify fd and a wake pipe (no polling sleeps), and survives rotation, vacuum
 //! and new files appearing. `sd_journal` is `!Send`, hence the thread.
 
+pub mod date;
 pub mod export;
+pub mod files;
 mod reader;
 mod route;
 pub mod syslog;
@@ -20,7 +22,7 @@ use std::sync::Arc;
 
 pub use reader::{spawn, spawn_at, ReaderHandle};
 
-use crate::filter::{CompiledFilter, JournalMatch};
+use crate::filter::{CompiledFilter, JournalMatch, Outcome};
 
 /// Which journal to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +129,47 @@ impl RouteStats {
     pub fn missed(&self) -> u64 {
         self.seen - self.matched - self.ignored - self.no_address - self.absorbed
     }
+
+    /// Count a filter's outcome for an entry of time `t`; the failure it found, if any:
+    /// (regex, address, user, whether it counts).
+    pub(crate) fn count(
+        &mut self,
+        out: Outcome,
+        t: u64,
+    ) -> Option<(usize, IpAddr, Option<String>, bool)> {
+        match out {
+            Outcome::Miss => None,
+            Outcome::Ignored { .. } => {
+                self.ignored += 1;
+                None
+            }
+            Outcome::NoAddress { .. } => {
+                self.no_address += 1;
+                None
+            }
+            Outcome::Absorbed { regex, addr } => {
+                self.absorbed += 1;
+                self.per_regex[regex] += 1;
+                Some((regex, addr, None, false))
+            }
+            Outcome::Failure { regex, addr, user } => {
+                self.matched += 1;
+                self.per_regex[regex] += 1;
+                self.last_match_us = t;
+                Some((regex, addr, user, true))
+            }
+        }
+    }
+}
+
+/// Which reader a batch or event comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceKind {
+    /// The sd-journal reader.
+    #[default]
+    Journal,
+    /// The log file reader ([`files`]).
+    Files,
 }
 
 /// What the reader sends.
@@ -134,10 +177,10 @@ impl RouteStats {
 pub enum SourceEvent {
     /// Entries read since the previous batch.
     Batch(Batch),
-    /// The reader reached the end of the journal for the first time (startup backlog done).
-    CaughtUp,
+    /// The reader reached the end of its backlog for the first time (startup backlog done).
+    CaughtUp(SourceKind),
     /// Not following: the end was reached; the reader has stopped.
-    Ended,
+    Ended(SourceKind),
     /// A warning worth logging (cursor vacuumed, journal reopened…).
     Warning(String),
     /// The reader failed and stopped.
@@ -147,6 +190,8 @@ pub enum SourceEvent {
 /// A batch of what was read.
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// The reader that read it.
+    pub kind: SourceKind,
     pub hits: Vec<Hit>,
     /// Lines of routes with `report_missed` that no failregex matched.
     pub missed: Vec<Missed>,
@@ -154,6 +199,9 @@ pub struct Batch {
     pub entries: u64,
     /// Cursor of the last entry read; resume after it.
     pub cursor: Option<String>,
+    /// Other readers' positions after this batch, by source key (`file:PATH`; `None`: forget
+    /// it), stored with the batch's decisions.
+    pub positions: Vec<(String, Option<String>)>,
     /// Realtime of the last entry read (µs).
     pub last_time_us: u64,
     /// Routes generation the hits were made with (see [`ReaderHandle::set_routes`]).
@@ -181,6 +229,8 @@ pub enum SourceError {
     },
     #[error("journal: {0}")]
     Journal(#[from] std::io::Error),
+    #[error("log file reader: {0}")]
+    Files(std::io::Error),
 }
 
 /// Extract the realtime (µs) from a cursor string's `t=` field (hex).

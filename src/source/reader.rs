@@ -13,7 +13,7 @@ use super::route::{journal_groups, FieldValues, Router};
 use super::wait::{self, Urgency, WakePipe, Waker};
 use super::{
     cursor_realtime, Batch, Hit, JournalSpec, Missed, Route, SourceConfig, SourceError,
-    SourceEvent, StartAt, MAX_MISSED_PER_BATCH,
+    SourceEvent, SourceKind, StartAt, MAX_MISSED_PER_BATCH,
 };
 use crate::filter::{EntryCtx, Outcome};
 
@@ -380,12 +380,18 @@ impl Reader {
             }
             if !caught_up {
                 caught_up = true;
-                if self.tx.blocking_send(SourceEvent::CaughtUp).is_err() {
+                if self
+                    .tx
+                    .blocking_send(SourceEvent::CaughtUp(SourceKind::Journal))
+                    .is_err()
+                {
                     return Ok(());
                 }
             }
             let Some(jfd) = self.follow_fd else {
-                let _ = self.tx.blocking_send(SourceEvent::Ended);
+                let _ = self
+                    .tx
+                    .blocking_send(SourceEvent::Ended(SourceKind::Journal));
                 return Ok(());
             };
             // SAFETY: the fd belongs to the sd_journal object `self.j`, which is open for the
@@ -467,7 +473,7 @@ impl Reader {
                 .unwrap_or(0);
         }
         let pid = ctx.pid;
-        let mut found: Vec<(usize, Outcome)> = Vec::new();
+        let mut found = Vec::new();
         let router = &mut self.router;
         for &ri in hot.iter() {
             let st = &mut router.stats[ri];
@@ -486,21 +492,8 @@ impl Reader {
                     message: message.clone(),
                 });
             }
-            match out {
-                Outcome::Miss => {}
-                Outcome::Ignored { .. } => st.ignored += 1,
-                Outcome::NoAddress { .. } => st.no_address += 1,
-                Outcome::Absorbed { regex, .. } => {
-                    st.absorbed += 1;
-                    st.per_regex[regex] += 1;
-                    found.push((ri, out));
-                }
-                Outcome::Failure { regex, .. } => {
-                    st.matched += 1;
-                    st.per_regex[regex] += 1;
-                    st.last_match_us = t;
-                    found.push((ri, out));
-                }
+            if let Some(f) = st.count(out, t) {
+                found.push((ri, f));
             }
         }
         if found.is_empty() {
@@ -509,12 +502,7 @@ impl Reader {
         let unit = self.field(c"_SYSTEMD_UNIT")?;
         let ident = self.field(c"SYSLOG_IDENTIFIER")?;
         let hostname = self.field(c"_HOSTNAME")?;
-        for (route, out) in found {
-            let (regex, addr, user, counts) = match out {
-                Outcome::Failure { regex, addr, user } => (regex, addr, user, true),
-                Outcome::Absorbed { regex, addr } => (regex, addr, None, false),
-                _ => continue,
-            };
+        for (route, (regex, addr, user, counts)) in found {
             {
                 batch.hits.push(Hit {
                     route,

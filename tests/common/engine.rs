@@ -223,6 +223,7 @@ pub fn start_edited(
         notice: None,
         outbox: None,
         host: "test".into(),
+        fleet: None,
         resume: store.is_some(),
         snapshot: store.as_ref().map(|(_, s)| s.clone()),
         store: store.map(|(h, _)| h),

@@ -202,6 +202,19 @@ impl F2bd {
     }
 }
 
+impl F2bd {
+    /// SIGKILL, as a crash or the OOM killer would: no chance to write anything. Returns the
+    /// home for a restart.
+    pub fn kill9(mut self) -> TempDir {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+}
+
 impl Drop for F2bd {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {

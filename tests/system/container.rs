@@ -22,6 +22,8 @@
 //! 8. Timer mode: f2b-scan.timer and f2b.service exclude each other; an attacker who fails
 //!    while no daemon runs is banned by the next f2b-scan.service run, which exits.
 //!    A disabled f2b is not started again by D-Bus calls (issue 10.4), an enabled one is.
+//!    A file jail (issue 13, tests/system/files.rs) on a /var/log file that only root and adm
+//!    may read bans the client its appended failures name.
 //! 9. An upgrade (`apt install` of the same package with revision 2) restarts f2bd and keeps
 //!    the ban; `apt purge` removes the units, the state, the nftables table and /etc/f2b with
 //!    an admin's drop-in in it (and says so).
@@ -45,7 +47,7 @@ pub(crate) const NAME: &str = "f2bsys";
 pub(crate) const SRV_A: &str = "10.231.1.1";
 pub(crate) const ATTACKER: &str = "10.231.1.2";
 pub(crate) const SRV_B: &str = "10.231.2.1";
-const CLIENT: &str = "10.231.2.2";
+pub(crate) const CLIENT: &str = "10.231.2.2";
 /// A third link: an attacker who comes while only the timer mode runs.
 const SRV_C: &str = "10.231.3.1";
 const ATTACKER2: &str = "10.231.3.2";
@@ -884,6 +886,9 @@ fn checks(c: &Container, t0: Instant) {
 
     // 8b. Issue 10.4: a disabled f2b is not brought back by D-Bus activation.
     crate::admin::disabled_f2b_stays_down_on_dbus_calls(c, t0);
+
+    // 8c. Issue 13: a file jail on a root:adm 0640 file in /var/log.
+    crate::files::file_jail_bans(c, t0);
 
     // 9. Upgrade keeps the ban; purge removes everything.
     let before = c.main_pid();

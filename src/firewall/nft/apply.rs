@@ -281,7 +281,7 @@ impl Nftables {
     }
 
     /// Reads a set again; if it is gone, sets the table up again.
-    fn reread(&mut self, set: &str, kind: SetKind) -> Result<(), FirewallError> {
+    pub(super) fn reread(&mut self, set: &str, kind: SetKind) -> Result<(), FirewallError> {
         if !self.resync(set, kind)? {
             self.resetup()?;
         }

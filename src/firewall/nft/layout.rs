@@ -237,7 +237,16 @@ pub struct GroupSpec {
 impl GroupSpec {
     /// A jail: host and prefix sets for both families.
     pub fn jail(rules: &JailRules) -> Result<GroupSpec, FirewallError> {
-        let id = GroupId::new(Owner::Jail, &rules.name)?;
+        Self::of(Owner::Jail, rules)
+    }
+
+    /// A blocklist feed: prefix (interval) sets only, both families.
+    pub fn feed(rules: &JailRules) -> Result<GroupSpec, FirewallError> {
+        Self::of(Owner::Feed, rules)
+    }
+
+    fn of(owner: Owner, rules: &JailRules) -> Result<GroupSpec, FirewallError> {
+        let id = GroupId::new(owner, &rules.name)?;
         let scope = Scope::new(&rules.ports, rules.protocol, rules.verdict).map_err(|p| {
             FirewallError::InvalidPorts {
                 group: id.label(),
@@ -245,11 +254,11 @@ impl GroupSpec {
                 last: p.last,
             }
         })?;
-        Ok(GroupSpec {
-            id,
-            kinds: SetKind::ALL.to_vec(),
-            scope,
-        })
+        let kinds = match owner {
+            Owner::Jail => SetKind::ALL.to_vec(),
+            Owner::Feed => SetKind::INTERVALS.to_vec(),
+        };
+        Ok(GroupSpec { id, kinds, scope })
     }
 
     pub fn set_names(&self) -> impl Iterator<Item = (String, SetKind)> + '_ {

@@ -41,6 +41,7 @@
 
 mod apply;
 mod encode;
+mod feed;
 mod ffi;
 mod index;
 mod layout;
@@ -59,9 +60,11 @@ use self::index::{Clock, Elems, Expiry, Index};
 use self::layout::Span;
 use self::reconcile::{KernelState, Step};
 use self::socket::{Conn, Reply};
-use super::{Applied, Change, Element, Firewall, FirewallError, JailRules, TABLE_NAME};
+use super::{
+    Applied, Change, Element, FeedRules, FeedSync, Firewall, FirewallError, JailRules, TABLE_NAME,
+};
 
-pub use self::layout::{GroupId, GroupSpec, Owner, Scope, SetKind, CHAIN_PRIORITY};
+pub use self::layout::{valid_name, GroupId, GroupSpec, Owner, Scope, SetKind, CHAIN_PRIORITY};
 pub use self::monitor::{spawn_monitor, Monitor, MonitorEvent, Removed};
 pub use self::socket::REPLY_TIMEOUT;
 
@@ -440,6 +443,19 @@ impl Firewall for Nftables {
         self.index.sets.clear();
         self.stale.clear();
         Ok(())
+    }
+
+    fn setup_feeds(&mut self, feeds: &[FeedRules]) -> Result<(), FirewallError> {
+        self.setup_feed_groups(feeds)
+    }
+
+    fn sync_feed(
+        &mut self,
+        name: &str,
+        want: &crate::feeds::AddrRanges,
+        budget: usize,
+    ) -> Result<FeedSync, FirewallError> {
+        self.sync_feed_step(name, want, budget)
     }
 }
 
