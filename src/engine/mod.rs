@@ -34,6 +34,7 @@ mod peers;
 mod queries;
 mod reload;
 mod report;
+mod restore;
 mod routes;
 mod run;
 
