@@ -1,6 +1,7 @@
 //! The running daemon protects a host: f2bd follows a journal in a server network namespace,
 //! programs nftables there, and an attacker's TCP connects fail while it is banned.
-//! Restart keeps bans; `nft flush ruleset` is repaired within a second. Root only.
+//! Restart keeps bans; `nft flush ruleset` is repaired within a second. Root only, but for
+//! the stop right after READY=1 (dry-run firewall).
 
 mod common;
 
@@ -212,4 +213,14 @@ fn start_restores_100000_bans_from_the_store() {
     });
     assert_eq!(in_kernel, 100_000);
     d.stop();
+}
+
+/// A SIGTERM right after READY=1 killed f2bd by the signal's default action (no STOPPING=1,
+/// exit by signal 15): READY was sent by a task started before the handler was installed. The
+/// memory bench stops f2bd as soon as it is ready and hit it. `stop` checks a clean exit.
+#[test]
+fn sigterm_right_after_ready_stops_f2bd_cleanly() {
+    for _ in 0..3 {
+        F2bd::with_config(CFG).start().stop();
+    }
 }

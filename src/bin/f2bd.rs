@@ -243,6 +243,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     // Prometheus metrics, only on a socket systemd passed (f2b-metrics.socket).
     f2b::metrics::serve(f2b::metrics::listen_fds(), handle.clone());
+    // SIGTERM and SIGHUP are handled before READY=1 can be sent: a stop right after READY must
+    // not kill f2bd by the signal's default action.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     // systemd notifications: READY once bans are restored, the journal is being read and
     // org.f2b is on the bus (so `Type=notify` ordering also covers D-Bus clients).
     tokio::spawn(async move {
@@ -262,8 +266,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         jails.join(", ")
     );
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let result = loop {
         tokio::select! {
             r = &mut engine_task => break r,

@@ -1,5 +1,5 @@
-//! Enforcement: decisions and restores → the firewall; expiry; repair after outside changes;
-//! bans the firewall refused.
+//! Enforcement: decisions → the firewall; expiry; repair after outside changes; bans the
+//! firewall refused (start-of-day restores are in [`super::restore`]).
 //!
 //! A decision is persisted (with the source position) before the firewall sees it, so that a
 //! crash re-derives it. It is announced — journal line, `Banned` signal — only once the
@@ -10,7 +10,6 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -22,39 +21,46 @@ use super::{host_text, now_us, Engine, Event};
 use crate::clock::usecs;
 use crate::config::{format_duration, BanTime};
 use crate::firewall::{Change, Refusal};
-use crate::jail::{ActiveBan, BanDecision, OriginKind};
-use crate::logging::{MSGID_BAN, MSGID_RESTORE, MSGID_UNBAN};
-use crate::store::{Commit, HistoryEntry, Snapshot, StoredBan, Totals};
+use crate::jail::{BanDecision, OriginKind};
+use crate::logging::{MSGID_BAN, MSGID_UNBAN};
+use crate::store::{Commit, HistoryEntry, StoredBan, Totals};
 
 /// Attempts at enforcing a refused ban before it is rolled back.
 pub(super) const MAX_ATTEMPTS: u32 = 8;
 
-/// Ban ends, earliest first (lazy: checked against the jail on pop). Jail names are shared.
+/// Ban ends, earliest first (lazy: checked against the jail on pop). An entry is 32 bytes:
+/// the jail is a number, its name interned here.
 #[derive(Default)]
 pub(super) struct Expiries {
-    heap: BinaryHeap<Reverse<(u64, Arc<str>, IpNet)>>,
-    names: Vec<Arc<str>>,
+    heap: BinaryHeap<Reverse<(u64, IpNet, u32)>>,
+    names: Vec<Box<str>>,
 }
 
 impl Expiries {
     pub(super) fn push(&mut self, end: u64, jail: &str, net: IpNet) {
-        let name = match self.names.iter().find(|n| &***n == jail) {
-            Some(n) => n.clone(),
+        let id = match self.names.iter().position(|n| &**n == jail) {
+            Some(i) => i,
             None => {
-                let n: Arc<str> = jail.into();
-                self.names.push(n.clone());
-                n
+                self.names.push(jail.into());
+                self.names.len() - 1
             }
         };
-        self.heap.push(Reverse((end, name, net)));
+        self.heap.push(Reverse((end, net, id as u32)));
+    }
+
+    /// Room for `n` more (a restore knows how many come).
+    pub(super) fn reserve(&mut self, n: usize) {
+        self.heap.reserve(n);
     }
 
     fn peek_end(&self) -> Option<u64> {
         self.heap.peek().map(|Reverse((end, _, _))| *end)
     }
 
-    fn pop(&mut self) -> Option<(u64, Arc<str>, IpNet)> {
-        self.heap.pop().map(|Reverse(x)| x)
+    /// The earliest end, its net and its jail's name.
+    fn pop(&mut self) -> Option<(u64, IpNet, &str)> {
+        let Reverse((end, net, id)) = self.heap.pop()?;
+        Some((end, net, &self.names[id as usize]))
     }
 }
 
@@ -310,8 +316,8 @@ impl Engine {
             if end > now {
                 break;
             }
-            let (end, jail, net) = self.expiries.pop().expect("peeked");
-            let Some(j) = self.jails.get_mut(&*jail) else {
+            let (end, net, jail) = self.expiries.pop().expect("peeked");
+            let Some(j) = self.jails.get_mut(jail) else {
                 continue;
             };
             // Lazy heap: the ban may have been lifted or replaced since.
@@ -509,77 +515,6 @@ impl Engine {
         self.restore_feeds().await;
     }
 
-    /// Bring back bans, history, open windows and totals; re-apply the bans in one firewall
-    /// pass.
-    pub(super) async fn restore_snapshot(&mut self, mut snap: Snapshot) {
-        let started = std::time::Instant::now();
-        let mut snap_outbox = std::mem::take(&mut snap.outbox);
-        let outbox_next_id = snap.outbox_next_id;
-        for h in std::mem::take(&mut snap.history) {
-            let offence = !matches!(
-                h.origin,
-                crate::store::Origin::Manual { .. } | crate::store::Origin::Peer(_)
-            );
-            self.history
-                .record(h.net, snap.jail(h.jail), h.t_us, offence);
-        }
-        for w in std::mem::take(&mut snap.windows) {
-            if let Some(j) = self.jails.get_mut(snap.jail(w.jail)) {
-                j.restore_window(w.net, w.times);
-            }
-        }
-        for (id, t) in &snap.totals {
-            if let Some(j) = self.jails.get_mut(snap.jail(*id)) {
-                j.counters.total_failed += t.failed;
-                j.counters.total_banned += t.banned;
-                j.counters.ignored += t.ignored;
-            }
-        }
-        let mut changes = Vec::new();
-        let mut gone = Vec::new();
-        let now = now_us();
-        for b in std::mem::take(&mut snap.bans) {
-            let ban = ActiveBan {
-                start_us: b.start_us,
-                end_us: b.end_us,
-                count: b.count,
-                failures: b.failures,
-                origin: OriginKind::from(&b.origin),
-            };
-            let jail = snap.jail(b.jail);
-            match self.restore(jail, b.net, ban, now) {
-                Some(c) => {
-                    if let crate::store::Origin::Peer(host) = &b.origin {
-                        self.peers.set(jail, b.net, host);
-                    }
-                    changes.push(c)
-                }
-                None => gone.push((jail.to_string(), b.net)),
-            }
-        }
-        drop(snap);
-        let n = changes.len();
-        if let Err(e) = self.opts.firewall.apply_all(changes).await {
-            error!(error = %e, "firewall: restoring {n} ban(s) failed: {e}");
-        }
-        let outbox = std::mem::take(&mut snap_outbox);
-        self.restore_outbox(outbox, outbox_next_id).await;
-        if !gone.is_empty() {
-            // Bans of jails no longer enabled, or already over.
-            let c = Commit {
-                bans_removed: gone,
-                ..Default::default()
-            };
-            self.persist(c, false).await;
-        }
-        info!(
-            bans = n,
-            history = self.history.len(),
-            "restored {n} ban(s) in {:.1} ms",
-            started.elapsed().as_secs_f64() * 1e3
-        );
-    }
-
     /// Every jail's counters now (to persist what a batch added to them).
     pub(super) fn counters(&self) -> Vec<(String, crate::jail::Counters)> {
         (self.jails.values())
@@ -616,29 +551,5 @@ impl Engine {
             jail: jail.to_string(),
             address: host_text(net),
         });
-    }
-
-    /// Restore a ban known from the store (start of day): keeps the jail's view and the kernel
-    /// in step. Returns the firewall change, if the ban is still running.
-    fn restore(&mut self, jail: &str, net: IpNet, ban: ActiveBan, now: u64) -> Option<Change> {
-        let j = self.jails.get_mut(jail)?;
-        if !ban.active_at(now) {
-            return None;
-        }
-        j.restore_ban(net, ban);
-        if let Some(end) = ban.end_us {
-            self.expiries.push(end, jail, net);
-        }
-        let timeout = ban.end_us.map(|e| Duration::from_micros(e - now));
-        debug!(
-            F2B_JAIL = %jail, F2B_ADDRESS = %host_text(&net), F2B_EVENT = "restore", MESSAGE_ID = MSGID_RESTORE,
-            "[{jail}] Restore ban {} for {}", host_text(&net),
-            timeout.map(format_duration).unwrap_or_else(|| "ever".into())
-        );
-        Some(Change::Ban {
-            jail: jail.to_string(),
-            net,
-            timeout,
-        })
     }
 }

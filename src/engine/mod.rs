@@ -27,12 +27,14 @@ pub mod api;
 mod control;
 mod enforce;
 mod feeds;
+mod heap;
 mod ingest;
 mod notify;
 mod peers;
 mod queries;
 mod reload;
 mod report;
+mod restore;
 mod routes;
 mod run;
 

@@ -103,7 +103,7 @@ impl Engine {
         for j in self.jails.values() {
             let key = j.key(addr);
             for p in self.history.of(&key) {
-                if &*p.jail == j.name() {
+                if p.jail == j.name() {
                     out.push((p.jail.to_string(), p.t));
                 }
             }

@@ -4,24 +4,27 @@
 //! (microseconds since the epoch), so replaying an old journal gives exactly the decisions a
 //! live run made. Nothing here does I/O.
 
+mod bans;
 mod history;
+mod lines;
+mod windows;
 
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
-pub use history::History;
+use bans::Bans;
+pub use history::{History, Past};
+use lines::Lines;
+pub use lines::{MAX_LINES, MAX_LINE_BYTES};
+use windows::Windows;
+pub use windows::{Times, TimesIter};
 
 use crate::addr::{overlaps, unbannable};
 pub use crate::clock::usecs;
 use crate::config::{BanTime, IgnoreList, JailConfig};
 
-/// Matched lines kept per address for the ban report.
-const MAX_LINES: usize = 10;
-/// A kept line is cut to this many bytes (a tracked address must stay cheap).
-const MAX_LINE_BYTES: usize = 256;
 /// Addresses a jail tracks (open failure windows) at most, by default; the oldest windows
 /// are dropped first beyond it (a distributed attack must not exhaust memory).
 pub const DEFAULT_MAX_TRACKED: usize = 100_000;
@@ -81,17 +84,6 @@ impl Origin {
     pub fn counts_as_offence(&self) -> bool {
         !matches!(self, Origin::Manual { .. } | Origin::Peer(_))
     }
-}
-
-fn cut_line(line: &str) -> Box<str> {
-    if line.len() <= MAX_LINE_BYTES {
-        return line.into();
-    }
-    let mut end = MAX_LINE_BYTES;
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &line[..end]).into()
 }
 
 /// A decision to ban, sent to the firewall and store.
@@ -180,15 +172,6 @@ pub enum Verdict {
     Ban(BanDecision),
 }
 
-/// One tracked address: its failure times in the window and the latest lines.
-#[derive(Debug, Default)]
-struct Window {
-    times: VecDeque<u64>,
-    lines: VecDeque<Box<str>>,
-    /// When the window was opened (its entry in the eviction queue).
-    opened: u64,
-}
-
 /// Counters for status and metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
@@ -206,12 +189,11 @@ pub struct Counters {
 #[derive(Debug)]
 pub struct Jail {
     pub cfg: JailConfig,
-    windows: HashMap<IpNet, Window>,
-    bans: HashMap<IpNet, ActiveBan>,
-    /// Bans lifted by the wall clock whose end is still ahead in journal time: a failure
-    /// logged while the address was banned is never counted, however late it is processed,
-    /// so live runs and replays decide alike.
-    lifted: HashMap<IpNet, u64>,
+    /// Open failure windows (bounded by `max_tracked`).
+    windows: Windows,
+    /// The latest matched lines, for ban reports.
+    lines: Lines,
+    bans: Bans,
     pub counters: Counters,
     /// Addresses never banned besides `cfg.ignore` (this host's, when ignoreself).
     self_ignore: IgnoreList,
@@ -219,9 +201,6 @@ pub struct Jail {
     own: Vec<IpNet>,
     prune_at: usize,
     rng: u64,
-    /// Windows in the order they were opened (lazy: checked against `windows` on pop).
-    opened: VecDeque<(u64, IpNet)>,
-    opened_seq: u64,
     /// At most this many open windows.
     pub max_tracked: usize,
     /// The eviction was logged (once per jail).
@@ -242,16 +221,14 @@ impl Jail {
         Jail {
             max_tracked: cfg.max_tracked,
             cfg,
-            windows: HashMap::new(),
-            bans: HashMap::new(),
-            lifted: HashMap::new(),
+            windows: Windows::default(),
+            lines: Lines::default(),
+            bans: Bans::default(),
             counters: Counters::default(),
             self_ignore,
             own: self_addrs.to_vec(),
             prune_at: 1024,
             rng,
-            opened: VecDeque::new(),
-            opened_seq: 0,
             evicted_logged: false,
         }
     }
@@ -264,17 +241,14 @@ impl Jail {
     pub fn reconfigure(&mut self, cfg: JailConfig, self_addrs: &[IpNet]) {
         let counters = self.counters;
         let windows = std::mem::take(&mut self.windows);
+        let lines = std::mem::take(&mut self.lines);
         let bans = std::mem::take(&mut self.bans);
-        let lifted = std::mem::take(&mut self.lifted);
-        let opened = std::mem::take(&mut self.opened);
-        let (seq, logged) = (self.opened_seq, self.evicted_logged);
+        let logged = self.evicted_logged;
         *self = Jail::new(cfg, self_addrs);
         self.counters = counters;
         self.windows = windows;
+        self.lines = lines;
         self.bans = bans;
-        self.lifted = lifted;
-        self.opened = opened;
-        self.opened_seq = seq;
         self.evicted_logged = logged;
     }
 
@@ -324,47 +298,16 @@ impl Jail {
             return Verdict::Ignored;
         }
         let (key, narrowed_from) = self.key_and_prefix(addr);
-        if let Some(b) = self.bans.get(&key) {
-            if b.active_at(t) {
-                return Verdict::AlreadyBanned;
-            }
-        }
-        if let Some(&end) = self.lifted.get(&key) {
-            if t < end {
-                return Verdict::AlreadyBanned;
-            }
-            self.lifted.remove(&key);
+        if self.bans.covers(&key, t) {
+            return Verdict::AlreadyBanned;
         }
         self.counters.total_failed += 1;
-        let findtime = usecs(self.cfg.findtime);
-        if !self.windows.contains_key(&key) {
+        if !self.windows.contains(&key) {
             self.make_room();
-            self.opened_seq += 1;
-            self.opened.push_back((self.opened_seq, key));
-            self.windows.insert(
-                key,
-                Window {
-                    times: VecDeque::with_capacity(1),
-                    lines: VecDeque::with_capacity(1),
-                    opened: self.opened_seq,
-                },
-            );
         }
-        let w = self.windows.get_mut(&key).expect("inserted above");
         // A failure counts while it is less than findtime older than the newest one.
-        while w
-            .times
-            .front()
-            .is_some_and(|&old| t.saturating_sub(old) >= findtime)
-        {
-            w.times.pop_front();
-        }
-        w.times.push_back(t);
-        if w.lines.len() == MAX_LINES {
-            w.lines.pop_front();
-        }
-        w.lines.push_back(cut_line(line));
-        let failures = w.times.len() as u32;
+        let (failures, _) = self.windows.count(key, t, usecs(self.cfg.findtime));
+        self.lines.push(key, t, line);
         let prior = self.prior_bans(key, t, history);
         let needed = self.needed(prior);
         if failures < needed {
@@ -373,30 +316,22 @@ impl Jail {
             }
             return Verdict::Counted { failures, needed };
         }
-        let w = self.windows.remove(&key).unwrap_or_default();
-        let lines = w.lines.into_iter().map(String::from).collect();
+        let since = (self.windows.remove(&key).iter())
+            .flat_map(Times::iter)
+            .copied()
+            .min()
+            .unwrap_or(t);
+        let lines = self.lines.take(&key, since);
         let mut d = self.decide(key, t, failures, lines, prior);
         d.narrowed_from = narrowed_from;
         Verdict::Ban(d)
     }
 
-    /// Drop the oldest windows while the jail tracks `max_tracked` addresses or more.
+    /// Make room for a new window when the jail tracks `max_tracked` addresses: the windows
+    /// whose latest failure is oldest are dropped (see [`Windows::make_room`]).
     fn make_room(&mut self) {
-        while self.windows.len() >= self.max_tracked.max(1) {
-            let Some((seq, key)) = self.opened.pop_front() else {
-                break;
-            };
-            if self.windows.get(&key).is_some_and(|w| w.opened == seq) {
-                self.windows.remove(&key);
-                self.counters.evicted += 1;
-            }
-        }
-        // The queue holds stale entries of closed windows: compact it when it doubles.
-        if self.opened.len() > 2 * self.windows.len() + 1024 {
-            let live = &self.windows;
-            self.opened
-                .retain(|(seq, key)| live.get(key).is_some_and(|w| w.opened == *seq));
-        }
+        let n = self.windows.make_room(self.max_tracked);
+        self.counters.evicted += n as u64;
     }
 
     fn prior_bans(&self, key: IpNet, t: u64, history: &History) -> u32 {
@@ -499,22 +434,21 @@ impl Jail {
     ) -> BanDecision {
         let prior = self.prior_bans(net, t, history);
         self.windows.remove(&net);
+        self.lines.forget(&net);
         let mut d = self.decide(net, t, 0, Vec::new(), prior);
         // A ban by hand is not counted as a repeat offence (it keeps the count it had), and is
         // not a ban the jail's failures made.
         d.count = prior.max(1);
-        if let Some(b) = self.bans.get_mut(&net) {
-            b.count = d.count;
-            b.origin = OriginKind::from(&origin);
-        }
-        d.origin = origin;
         if let Some(bt) = duration {
             d.bantime = bt;
             d.end_us = bt.as_duration().map(|x| t.saturating_add(usecs(x)));
-            if let Some(b) = self.bans.get_mut(&net) {
-                b.end_us = d.end_us;
-            }
         }
+        self.bans.update(&net, |b| {
+            b.count = d.count;
+            b.origin = OriginKind::from(&origin);
+            b.end_us = d.end_us;
+        });
+        d.origin = origin;
         d
     }
 
@@ -540,54 +474,40 @@ impl Jail {
 
     /// Remove and return bans whose end is at or before `t`.
     pub fn expire(&mut self, t: u64) -> Vec<(IpNet, ActiveBan)> {
-        let mut out = Vec::new();
-        self.bans.retain(|net, b| {
-            if b.active_at(t) {
-                true
-            } else {
-                out.push((*net, *b));
-                false
-            }
-        });
-        for (net, b) in &out {
-            if let Some(end) = b.end_us {
-                self.lifted.insert(*net, end);
-            }
-        }
-        out
+        self.bans.expire(t)
     }
 
     /// The ban of `net` ended (timer): lift it, but keep its end so that failures logged
     /// before it (processed late) are still not counted.
     pub fn lift_expired(&mut self, net: &IpNet) -> Option<ActiveBan> {
-        let b = self.bans.remove(net)?;
-        if let Some(end) = b.end_us {
-            self.lifted.insert(*net, end);
-        }
-        Some(b)
+        self.bans.lift(net)
     }
 
     /// The earliest end of an active ban.
     pub fn next_expiry(&self) -> Option<u64> {
-        self.bans.values().filter_map(|b| b.end_us).min()
+        self.bans.next_end()
     }
 
     /// Drop windows whose newest failure is findtime old: bounds memory to active attackers.
+    /// Lifted bans ended findtime before `t` are forgotten too (entries processed that late
+    /// are not expected).
     pub fn prune(&mut self, t: u64) {
         let findtime = usecs(self.cfg.findtime);
-        self.windows.retain(|_, w| {
-            w.times
-                .back()
-                .is_some_and(|&last| t.saturating_sub(last) < findtime)
-        });
+        self.windows.prune(t, findtime);
+        self.bans.prune(t.saturating_sub(findtime));
         self.prune_at = (self.windows.len() * 2).max(1024);
     }
 
-    pub fn bans(&self) -> impl Iterator<Item = (&IpNet, &ActiveBan)> {
+    /// Room for `n` more bans (a restore knows how many come).
+    pub fn reserve_bans(&mut self, n: usize) {
+        self.bans.reserve(n);
+    }
+
+    pub fn bans(&self) -> impl Iterator<Item = (&IpNet, ActiveBan)> {
         self.bans.iter()
     }
 
-    pub fn ban_of(&self, net: &IpNet) -> Option<&ActiveBan> {
+    pub fn ban_of(&self, net: &IpNet) -> Option<ActiveBan> {
         self.bans.get(net)
     }
 
@@ -600,34 +520,27 @@ impl Jail {
         self.windows.len()
     }
 
-    /// Open windows, for persistence: (key, failure times, last lines).
-    pub fn windows(&self) -> impl Iterator<Item = (&IpNet, &VecDeque<u64>)> {
-        self.windows.iter().map(|(k, w)| (k, &w.times))
+    /// Open windows, for persistence: (key, failure times).
+    pub fn windows(&self) -> impl Iterator<Item = (&IpNet, &Times)> {
+        self.windows.iter()
     }
 
     /// Restore an open window (start of day).
     pub fn restore_window(&mut self, net: IpNet, times: Vec<u64>) {
-        if !self.windows.contains_key(&net) {
+        if !self.windows.contains(&net) {
             self.make_room();
-            self.opened_seq += 1;
-            self.opened.push_back((self.opened_seq, net));
         }
-        let seq = self.opened_seq;
-        let w = self.windows.entry(net).or_insert_with(|| Window {
-            opened: seq,
-            ..Window::default()
-        });
-        w.times = times.into_iter().collect();
+        self.windows.restore(net, times);
     }
 
     /// Failures currently counted in open windows (all addresses).
     pub fn failures_in_windows(&self) -> u64 {
-        self.windows.values().map(|w| w.times.len() as u64).sum()
+        self.windows.failures()
     }
 
     /// The failure times currently counted for `net`.
-    pub fn window_of(&self, net: &IpNet) -> Option<&VecDeque<u64>> {
-        self.windows.get(net).map(|w| &w.times)
+    pub fn window_of(&self, net: &IpNet) -> Option<&Times> {
+        self.windows.get(net)
     }
 }
 

@@ -95,6 +95,29 @@ impl F2bd {
         }
     }
 
+    /// Its process id (to read /proc/PID).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// CPU time it used so far (utime + stime of all its threads), in seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        cpu_secs(&format!("/proc/{}/stat", self.pid()))
+    }
+
+    /// CPU time each of its threads used so far: (thread name, seconds).
+    pub fn thread_cpu_secs(&self) -> Vec<(String, f64)> {
+        let dir = format!("/proc/{}/task", self.pid());
+        (std::fs::read_dir(dir).into_iter().flatten().flatten())
+            .map(|t| {
+                let path = t.path();
+                let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+                let stat = path.join("stat");
+                (name.trim().to_string(), cpu_secs(&stat.to_string_lossy()))
+            })
+            .collect()
+    }
+
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("f2b.toml")
     }
@@ -303,6 +326,24 @@ impl<'a> Builder<'a> {
             None => panic!("f2bd not READY within {READY_WITHIN:?}:\n{}", d.log()),
         }
     }
+}
+
+/// utime + stime of a `/proc/…/stat` file, in seconds (0 if it is gone).
+fn cpu_secs(stat: &str) -> f64 {
+    let Ok(text) = std::fs::read_to_string(stat) else {
+        return 0.0;
+    };
+    let Some((_, rest)) = text.rsplit_once(')') else {
+        return 0.0;
+    };
+    // After "pid (comm)": state is field 3, utime 14 and stime 15 (proc(5)).
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = (f.get(11..13).unwrap_or_default().iter())
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks as f64 / hz
 }
 
 /// The notify socket and the thread that reads it (so that f2bd never blocks on a full
