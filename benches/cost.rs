@@ -92,9 +92,13 @@ impl Daemon {
             dir,
         };
         d.wait_notify("READY=1", |l| l == "READY=1");
-        d.wait_notify("caught up", |l| {
-            l.starts_with("STATUS=") && !l.contains("backlog")
-        });
+        // The caught-up STATUS may come before READY=1 (an empty backlog): then it is the last
+        // status already, and no other comes while f2bd is idle.
+        if d.status.is_empty() || d.status.contains("backlog") {
+            d.wait_notify("caught up", |l| {
+                l.starts_with("STATUS=") && !l.contains("backlog")
+            });
+        }
         d
     }
 
@@ -109,7 +113,15 @@ impl Daemon {
     /// Read notifications until one satisfies `ok` (keeps the last STATUS=).
     fn wait_notify(&mut self, what: &str, ok: impl Fn(&str) -> bool) {
         let mut buf = vec![0u8; 4096];
+        // Watchdog pings keep the socket busy: bound the whole wait, not each read.
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
         loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {what} from f2bd within 300 s; last status {:?}\n{}",
+                self.status,
+                self.log()
+            );
             let n = self.notify.recv(&mut buf).unwrap_or_else(|e| {
                 panic!(
                     "no {what} from f2bd ({e}); last status {:?}\n{}",
