@@ -14,6 +14,7 @@ pub mod files;
 mod reader;
 mod route;
 pub mod syslog;
+mod thread;
 pub mod wait;
 
 use std::net::IpAddr;

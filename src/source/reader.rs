@@ -4,30 +4,26 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::{mpsc as std_mpsc, Arc};
-use std::thread::{self, JoinHandle};
+use std::thread;
 
 use systemd::journal::{Journal, OpenDirectoryOptions, OpenFilesOptions, OpenOptions};
 use tokio::sync::mpsc;
 
 use super::route::{journal_groups, FieldValues, Router};
-use super::wait::{self, Urgency, WakePipe, Waker};
+use super::thread::ReaderThread;
+use super::wait::{self, Urgency, WakePipe};
 use super::{
     cursor_realtime, Batch, Hit, JournalSpec, Missed, Route, SourceConfig, SourceError,
     SourceEvent, SourceKind, StartAt, MAX_MISSED_PER_BATCH,
 };
 use crate::filter::{EntryCtx, Outcome};
 
-enum Control {
-    Routes(Arc<Vec<Route>>, u64),
-    Stop,
-}
+type Control = super::thread::Control<Route>;
 
 /// Handle to the reader thread. Dropping it stops the thread and waits for it.
 pub struct ReaderHandle {
-    ctl: std_mpsc::Sender<Control>,
-    waker: Waker,
+    thread: ReaderThread<Route>,
     urgency: Urgency,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl ReaderHandle {
@@ -35,8 +31,7 @@ impl ReaderHandle {
     /// the last entry read, so nothing is skipped or read twice. Hits of the new routes carry
     /// `generation`.
     pub fn set_routes(&self, routes: Vec<Route>, generation: u64) {
-        let _ = self.ctl.send(Control::Routes(Arc::new(routes), generation));
-        self.waker.wake();
+        self.thread.set_routes(routes, generation);
     }
 
     /// Until `until_us` (wall clock), look for new entries every few milliseconds instead of
@@ -45,28 +40,12 @@ impl ReaderHandle {
         let was = self.urgency.until();
         self.urgency.set_until(until_us);
         if until_us > was {
-            self.waker.wake();
+            self.thread.wake();
         }
     }
 
-    /// Stop the thread and wait for it.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        let _ = self.ctl.send(Control::Stop);
-        self.waker.wake();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for ReaderHandle {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
+    /// Stop the thread and wait for it (dropping the handle does the same).
+    pub fn stop(self) {}
 }
 
 /// Open the journal on a new thread and start reading. Open errors are returned here.
@@ -110,10 +89,8 @@ pub fn spawn_at(
         })?;
     match ready_rx.recv() {
         Ok(Ok(())) => Ok(ReaderHandle {
-            ctl: ctl_tx,
-            waker,
+            thread: ReaderThread::new(ctl_tx, waker, thread),
             urgency,
-            thread: Some(thread),
         }),
         Ok(Err(e)) => {
             let _ = thread.join();

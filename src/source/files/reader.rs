@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Arc};
-use std::thread::{self, JoinHandle};
+use std::thread;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use tokio::sync::mpsc;
@@ -18,32 +18,27 @@ use super::watch::{expand, Watcher};
 use super::{
     position_key, FileRoute, FileView, FilesConfig, FilesStart, FilesView, BACKSTOP, MAX_LINE,
 };
-use crate::source::wait::{WakePipe, Waker};
+use crate::source::thread::ReaderThread;
+use crate::source::wait::WakePipe;
 use crate::source::{Batch, SourceEvent, SourceKind};
 
 /// How often one rescan looks again after watching new directories (a directory tree made
 /// level by level while it is scanned needs one look per level).
 const RESCANS: usize = 8;
 
-enum Control {
-    Routes(Arc<Vec<FileRoute>>, u64),
-    Stop,
-}
+type Control = crate::source::thread::Control<FileRoute>;
 
 /// Handle to the file reader thread. Dropping it stops the thread and waits for it.
 pub struct FilesHandle {
-    ctl: std_mpsc::Sender<Control>,
-    waker: Waker,
+    thread: ReaderThread<FileRoute>,
     view: FilesView,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl FilesHandle {
     /// Replace the routes (reload, jails started or stopped). Files still read go on where
     /// they are; files new to the routes start at their saved position, else at their end.
     pub fn set_routes(&self, routes: Vec<FileRoute>, generation: u64) {
-        let _ = self.ctl.send(Control::Routes(Arc::new(routes), generation));
-        self.waker.wake();
+        self.thread.set_routes(routes, generation);
     }
 
     /// The files and their counters.
@@ -51,24 +46,8 @@ impl FilesHandle {
         self.view.clone()
     }
 
-    /// Stop the thread and wait for it.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        let _ = self.ctl.send(Control::Stop);
-        self.waker.wake();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for FilesHandle {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
+    /// Stop the thread and wait for it (dropping the handle does the same).
+    pub fn stop(self) {}
 }
 
 /// Start the file reader for `routes` (hits carry `generation`).
@@ -102,10 +81,8 @@ pub fn spawn(
         return Err(io::Error::other("the file reader thread died"));
     }
     Ok(FilesHandle {
-        ctl: ctl_tx,
-        waker,
+        thread: ReaderThread::new(ctl_tx, waker, thread),
         view,
-        thread: Some(thread),
     })
 }
 
